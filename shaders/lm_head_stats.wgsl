@@ -1,0 +1,222 @@
+// The LM head fused with the statistics of its softmax (DESIGN §2). Logits never leave registers:
+//
+//   lm_head: each invocation computes the logits of a strided set of vocabulary columns
+//            (transposed classifier [DIM][V/4] vec4) and folds each one into running
+//            (max m, Z, A, B) of s = z/T_stats, the argmax, a private top-K, and the Gumbel-max
+//            sample of softmax(z/T_sample). It writes one partial per invocation.
+//   logits_partials: the same fold over a logits buffer that already exists (the standalone
+//            entropy / argmax / top-K reduction, for callers that asked for logits).
+//   merge:   one workgroup per token row merges those partials into the StepStats record.
+//
+// Online form: Z = Σ e^(s−m), A = Σ e^(s−m)(s−m), B = Σ e^(s−m)(s−m)²; then LSE = m + ln Z,
+// entropy = ln Z − A/Z, varentropy = B/Z − (A/Z)².
+override DIM: u32;
+override V4: u32;            // vocabulary / 4, rounded up
+override VOCAB: u32;
+override TOP_K: u32 = 8u;    // 1..MAX_K
+override LM_WG: u32 = 64u;
+override LM_GROUPS: u32 = 16u;  // workgroups per token row: LM_WG * LM_GROUPS partials per row
+
+const MAX_K: u32 = 64u;
+const MERGE_WG: u32 = 32u;
+const NEG_INF: f32 = -3.0e38;
+const STATS_HEADER: u32 = 6u;  // lse, entropy, varentropy, max logit, argmax, sampled id
+
+struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
+struct TokenSlot { id: u32, pos: u32, row: u32, _pad: u32 }
+
+// Running statistics; `m` is the reference the sums are taken against.
+struct Partial { m: f32, z: f32, a: f32, b: f32, argmax_logit: f32, argmax: u32, gumbel_key: f32, gumbel_id: u32 }
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> tokens: array<TokenSlot>;
+@group(0) @binding(2) var<storage, read> hidden: array<f32>;
+@group(0) @binding(3) var<storage, read> wcls: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> partials: array<Partial>;
+@group(0) @binding(5) var<storage, read_write> partial_topk: array<vec2<u32>>;  // (id, logit bits)
+@group(0) @binding(6) var<storage, read_write> stats: array<u32>;
+@group(0) @binding(7) var<storage, read> logits: array<f32>;  // [stats rows][VOCAB]
+
+var<private> top_ids: array<u32, MAX_K>;
+var<private> top_logits: array<f32, MAX_K>;
+
+fn empty_partial() -> Partial {
+  return Partial(NEG_INF, 0.0, 0.0, 0.0, NEG_INF, 0xffffffffu, NEG_INF, 0xffffffffu);
+}
+
+// Folds (m2, z2, a2, b2) into p; both sums are re-expressed against the larger max.
+fn merge_sums(p: ptr<function, Partial>, m2: f32, z2: f32, a2: f32, b2: f32) {
+  if (z2 == 0.0) { return; }
+  if ((*p).z == 0.0) {
+    (*p).m = m2; (*p).z = z2; (*p).a = a2; (*p).b = b2;
+    return;
+  }
+  if (m2 <= (*p).m) {
+    let d = m2 - (*p).m;
+    let w = exp(d);
+    (*p).b += w * (b2 + 2.0 * d * a2 + d * d * z2);
+    (*p).a += w * (a2 + d * z2);
+    (*p).z += w * z2;
+  } else {
+    let d = (*p).m - m2;
+    let w = exp(d);
+    (*p).b = b2 + w * ((*p).b + 2.0 * d * (*p).a + d * d * (*p).z);
+    (*p).a = a2 + w * ((*p).a + d * (*p).z);
+    (*p).z = z2 + w * (*p).z;
+    (*p).m = m2;
+  }
+}
+
+// Lower id wins ties, so every reduction order picks llama2.c's first maximum.
+fn better(logit: f32, id: u32, than_logit: f32, than_id: u32) -> bool {
+  return logit > than_logit || (logit == than_logit && id < than_id);
+}
+
+fn merge_argmax(p: ptr<function, Partial>, logit: f32, id: u32, key: f32, key_id: u32) {
+  if (better(logit, id, (*p).argmax_logit, (*p).argmax)) {
+    (*p).argmax_logit = logit;
+    (*p).argmax = id;
+  }
+  if (better(key, key_id, (*p).gumbel_key, (*p).gumbel_id)) {
+    (*p).gumbel_key = key;
+    (*p).gumbel_id = key_id;
+  }
+}
+
+fn top_clear() {
+  for (var j = 0u; j < TOP_K; j++) {
+    top_ids[j] = 0xffffffffu;
+    top_logits[j] = NEG_INF;
+  }
+}
+
+// Sorted insertion into the private top-K (descending logit, ascending id on ties).
+fn top_insert(logit: f32, id: u32) {
+  var j = TOP_K - 1u;
+  if (!better(logit, id, top_logits[j], top_ids[j])) { return; }
+  while (j > 0u && better(logit, id, top_logits[j - 1u], top_ids[j - 1u])) {
+    top_logits[j] = top_logits[j - 1u];
+    top_ids[j] = top_ids[j - 1u];
+    j--;
+  }
+  top_logits[j] = logit;
+  top_ids[j] = id;
+}
+
+// Counter-based RNG (PCG hash): the same (seed, row, pos, counter, id) gives the same uniform on
+// every device; src/decode/rng.ts mirrors it on the CPU.
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn uniform01(slot: TokenSlot, id: u32) -> f32 {
+  let h = pcg(id ^ pcg(step.counter ^ pcg(slot.pos ^ pcg(slot.row ^ pcg(step.seed)))));
+  return (f32(h >> 8u) + 0.5) / 16777216.0;
+}
+
+// Folds one logit into the invocation's running partial and top-K.
+fn fold_logit(p: ptr<function, Partial>, slot: TokenSlot, logit: f32, id: u32) {
+  merge_sums(p, logit * step.inv_stats_temp, 1.0, 0.0, 0.0);
+  var key = NEG_INF;
+  if (step.inv_sample_temp > 0.0) {
+    key = logit * step.inv_sample_temp - log(-log(uniform01(slot, id)));
+  }
+  merge_argmax(p, logit, id, key, id);
+  top_insert(logit, id);
+}
+
+fn write_partial(t: u32, i: u32, p: Partial) {
+  let out = t * LM_WG * LM_GROUPS + i;
+  partials[out] = p;
+  for (var j = 0u; j < TOP_K; j++) {
+    partial_topk[out * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
+  }
+}
+
+@compute @workgroup_size(LM_WG)
+fn lm_head(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.y;
+  if (t >= step.stats_rows) { return; }
+  let row = step.stats_row_start + t;
+  let slot = tokens[row];
+  let h = row * DIM;
+  var p = empty_partial();
+  top_clear();
+  for (var c = gid.x; c < V4; c += LM_WG * LM_GROUPS) {
+    var z = vec4<f32>(0.0);
+    for (var k = 0u; k < DIM; k++) {
+      z += hidden[h + k] * wcls[k * V4 + c];
+    }
+    for (var lane = 0u; lane < 4u; lane++) {
+      let id = 4u * c + lane;
+      if (id >= VOCAB) { break; }
+      fold_logit(&p, slot, z[lane], id);
+    }
+  }
+  write_partial(t, gid.x, p);
+}
+
+@compute @workgroup_size(LM_WG)
+fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = gid.y;
+  if (t >= step.stats_rows) { return; }
+  let slot = tokens[step.stats_row_start + t];
+  var p = empty_partial();
+  top_clear();
+  for (var id = gid.x; id < VOCAB; id += LM_WG * LM_GROUPS) {
+    fold_logit(&p, slot, logits[t * VOCAB + id], id);
+  }
+  write_partial(t, gid.x, p);
+}
+
+var<workgroup> wg_partials: array<Partial, MERGE_WG>;
+var<workgroup> wg_topk: array<vec2<u32>, MERGE_WG * MAX_K>;
+
+@compute @workgroup_size(MERGE_WG)
+fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = wid.y;
+  if (t >= step.stats_rows) { return; }
+  let l = lid.x;
+  let count = LM_WG * LM_GROUPS;
+  var p = empty_partial();
+  top_clear();
+  for (var i = l; i < count; i += MERGE_WG) {
+    fold(&p, partials[t * count + i]);
+    for (var j = 0u; j < TOP_K; j++) {
+      let e = partial_topk[(t * count + i) * TOP_K + j];
+      top_insert(bitcast<f32>(e.y), e.x);
+    }
+  }
+  wg_partials[l] = p;
+  for (var j = 0u; j < TOP_K; j++) {
+    wg_topk[l * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
+  }
+  workgroupBarrier();
+  if (l != 0u) { return; }
+  for (var i = 1u; i < MERGE_WG; i++) {
+    fold(&p, wg_partials[i]);
+    for (var j = 0u; j < TOP_K; j++) {
+      let e = wg_topk[i * TOP_K + j];
+      top_insert(bitcast<f32>(e.y), e.x);
+    }
+  }
+  let mean = p.a / p.z;
+  let o = t * (STATS_HEADER + 2u * TOP_K);
+  stats[o] = bitcast<u32>(p.m + log(p.z));
+  stats[o + 1u] = bitcast<u32>(log(p.z) - mean);
+  stats[o + 2u] = bitcast<u32>(max(p.b / p.z - mean * mean, 0.0));
+  stats[o + 3u] = bitcast<u32>(p.argmax_logit);
+  stats[o + 4u] = p.argmax;
+  stats[o + 5u] = select(p.argmax, p.gumbel_id, step.inv_sample_temp > 0.0);
+  for (var j = 0u; j < TOP_K; j++) {
+    stats[o + STATS_HEADER + 2u * j] = top_ids[j];
+    stats[o + STATS_HEADER + 2u * j + 1u] = bitcast<u32>(top_logits[j]);
+  }
+}
+
+fn fold(p: ptr<function, Partial>, q: Partial) {
+  merge_sums(p, q.m, q.z, q.a, q.b);
+  merge_argmax(p, q.argmax_logit, q.argmax, q.gumbel_key, q.gumbel_id);
+}

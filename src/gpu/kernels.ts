@@ -1,0 +1,166 @@
+// The kernel families of shaders/, each as a typed launcher: which override constants specialise
+// it, which buffers bind where, and how big its grid is for a step. The model layer composes these
+// into a forward graph; nothing above src/gpu needs to know a binding number.
+import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import copyWgsl from '../../shaders/copy.wgsl?raw';
+import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import lmHeadStatsWgsl from '../../shaders/lm_head_stats.wgsl?raw';
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import ropeKvWgsl from '../../shaders/rope_kv.wgsl?raw';
+import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
+import softmaxWgsl from '../../shaders/softmax.wgsl?raw';
+import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
+import type { GpuContext } from './device.ts';
+import { type KernelCall, type StepShape, PipelineCache, bindGroupFor, ceilDiv } from './pipelines.ts';
+
+/** Bytes of the per-step uniform every graph kernel reads (see `Step` in the shaders). */
+export const STEP_UNIFORM_BYTES = 32;
+/** Bytes of one token slot (id, pos, row, pad). */
+export const TOKEN_SLOT_BYTES = 16;
+/** u32 words before the top-K pairs in a StepStats record (lm_head_stats.wgsl). */
+export const STATS_HEADER_WORDS = 6;
+export const MAX_TOP_K = 64;
+export const statsRecordWords = (topK: number) => STATS_HEADER_WORDS + 2 * topK;
+
+const LM_WG = 64;
+const LM_GROUPS = 16;
+/** Partials the fused LM head writes per stats row (one per invocation). */
+export const LM_PARTIALS_PER_ROW = LM_WG * LM_GROUPS;
+export const LM_PARTIAL_BYTES = 32;
+
+const MATMUL_WG = 32;
+
+export interface StepBindings {
+  step: GPUBuffer; // uniform Step
+  tokens: GPUBuffer; // TokenSlot[]
+}
+
+export class Kernels {
+  readonly pipelines: PipelineCache;
+  constructor(private readonly ctx: GpuContext, pipelines?: PipelineCache) {
+    this.pipelines = pipelines ?? new PipelineCache(ctx);
+  }
+
+  private async call(
+    label: string,
+    spec: { name: string; code: string; entryPoint?: string; constants: Record<string, number> },
+    buffers: (GPUBuffer | null)[],
+    grid: KernelCall['grid'],
+  ): Promise<KernelCall> {
+    const pipeline = await this.pipelines.get(spec);
+    return { label, pipeline, bindGroup: bindGroupFor(this.ctx, pipeline, label, buffers), grid };
+  }
+
+  embedding(label: string, dim: number, b: StepBindings & { table: GPUBuffer; x: GPUBuffer }) {
+    return this.call(label, { name: 'embedding', code: embeddingWgsl, constants: { DIM: dim } },
+      [b.step, b.tokens, b.table, b.x], (s) => [ceilDiv(dim, 64), s.nTokens, 1]);
+  }
+
+  rmsnorm(label: string, dim: number, b: { step: GPUBuffer; x: GPUBuffer; weight: GPUBuffer; out: GPUBuffer }) {
+    return this.call(label, { name: 'rmsnorm', code: rmsnormWgsl, constants: { DIM: dim } },
+      [b.step, b.x, b.weight, b.out], (s) => [ceilDiv(s.nTokens, 64), 1, 1]);
+  }
+
+  /**
+   * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts).
+   * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
+   */
+  matmul(
+    label: string,
+    shape: { k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4 },
+    b: { step: GPUBuffer; x: GPUBuffer; w: GPUBuffer; y: GPUBuffer },
+  ) {
+    const n4 = ceilDiv(shape.n, 4);
+    const gemm = shape.rowsPerInvocation === 4;
+    return this.call(label, {
+      name: 'matmul', code: matmulWgsl, entryPoint: gemm ? 'gemm' : 'gemv',
+      constants: { K: shape.k, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG },
+    }, [b.step, b.x, b.w, b.y], (s) => [ceilDiv(n4, MATMUL_WG), gemm ? ceilDiv(s.nTokens, 4) : s.nTokens, 1]);
+  }
+
+  ropeKv(
+    label: string,
+    c: { dim: number; kvDim: number; headSize: number; nKvHeads: number; seqLen: number },
+    b: StepBindings & { qkv: GPUBuffer; rope: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer },
+  ) {
+    return this.call(label, {
+      name: 'rope_kv', code: ropeKvWgsl,
+      constants: { DIM: c.dim, KV_DIM: c.kvDim, HEAD_SIZE: c.headSize, N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen },
+    }, [b.step, b.tokens, b.qkv, b.rope, b.kCache, b.vCache], (s) => [ceilDiv(c.dim / 2, 64), s.nTokens, 1]);
+  }
+
+  attention(
+    label: string,
+    c: { dim: number; kvDim: number; headSize: number; nHeads: number; nKvHeads: number; seqLen: number },
+    b: StepBindings & { qkv: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; out: GPUBuffer },
+  ) {
+    return this.call(label, {
+      name: 'attention', code: attentionWgsl,
+      constants: {
+        DIM: c.dim, KV_DIM: c.kvDim, HEAD_SIZE: c.headSize, N_HEADS: c.nHeads, N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen,
+      },
+    }, [b.step, b.tokens, b.qkv, b.kCache, b.vCache, b.out], (s) => [ceilDiv(c.nHeads, 32), s.nTokens, 1]);
+  }
+
+  swiglu(label: string, hidden: number, b: { step: GPUBuffer; hb: GPUBuffer; out: GPUBuffer }) {
+    return this.call(label, { name: 'swiglu', code: swigluWgsl, constants: { HIDDEN: hidden } },
+      [b.step, b.hb, b.out], (s) => [ceilDiv(hidden, 64), s.nTokens, 1]);
+  }
+
+  private statsConstants(dim: number, vocab: number, topK: number) {
+    return { DIM: dim, V4: ceilDiv(vocab, 4), VOCAB: vocab, TOP_K: topK, LM_WG, LM_GROUPS };
+  }
+
+  /**
+   * The fused LM head + softmax statistics (two launches: partials, then merge) writing one
+   * StepStats record per stats row into `stats`.
+   */
+  async lmHeadStats(
+    label: string,
+    c: { dim: number; vocab: number; topK: number },
+    b: StepBindings & { hidden: GPUBuffer; wcls: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
+  ): Promise<KernelCall[]> {
+    const constants = this.statsConstants(c.dim, c.vocab, c.topK);
+    const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
+    return [
+      await this.call(`${label}.partials`, { ...spec, entryPoint: 'lm_head' },
+        [b.step, b.tokens, b.hidden, b.wcls, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1]),
+      await this.statsMerge(label, constants, b),
+    ];
+  }
+
+  /** The same statistics over an existing logits buffer [statsRows][vocab] (standalone reduction). */
+  async logitsStats(
+    label: string,
+    c: { vocab: number; topK: number },
+    b: StepBindings & { logits: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
+  ): Promise<KernelCall[]> {
+    const constants = this.statsConstants(4, c.vocab, c.topK);
+    const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
+    return [
+      await this.call(`${label}.partials`, { ...spec, entryPoint: 'logits_partials' },
+        [b.step, b.tokens, null, null, b.partials, b.partialTopK, null, b.logits], (s) => [LM_GROUPS, s.statsRows, 1]),
+      await this.statsMerge(label, constants, b),
+    ];
+  }
+
+  private statsMerge(
+    label: string, constants: Record<string, number>,
+    b: { step: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
+  ) {
+    return this.call(`${label}.merge`, { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'merge', constants },
+      [b.step, null, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
+  }
+
+  /** probs = softmax(logits · invTemp) row-wise; `params` is a uniform {invTemp f32, rows u32}. */
+  softmax(label: string, cols: number, b: { params: GPUBuffer; logits: GPUBuffer; probs: GPUBuffer }) {
+    return this.call(label, { name: 'softmax', code: softmaxWgsl, constants: { COLS: cols } },
+      [b.params, b.logits, b.probs], (s) => [s.nTokens, 1, 1]);
+  }
+
+  copy(label: string, b: { src: GPUBuffer; dst: GPUBuffer }, workgroups: number) {
+    return this.call(label, { name: 'copy', code: copyWgsl, constants: { WG: 64 } }, [b.src, b.dst], () => [workgroups, 1, 1]);
+  }
+}
+
+export type { StepShape };

@@ -1,0 +1,83 @@
+// The Llama forward pass as a sequence of kernel launches, in llama2.c's order:
+//
+//   x = embed(tokens)
+//   per layer:  xb = rmsnorm(x)      qkv = xb·Wqkv      rope(q, k); append k, v to the cache
+//               att = attention(q, cache)               x += att·Wo
+//               xb = rmsnorm(x)      hb = xb·W13        x += swiglu(hb)·W2
+//   hidden = rmsnorm(x)              stats = lm_head_stats(hidden)
+//
+// The same graph runs one token (decode: GEMV) or many (prefill and batched rows: GEMM); each
+// token slot carries its own KV row and position, so attention needs no other mode.
+import type { Kernels } from '../gpu/kernels.ts';
+import type { KernelCall } from '../gpu/pipelines.ts';
+import { type ModelConfig, headSize, kvDim } from './checkpoint.ts';
+import type { GpuWeights } from './weights.ts';
+
+/** Buffers a runtime session owns and hands to the graph. Sizes are in floats per token row. */
+export interface ForwardBuffers {
+  step: GPUBuffer; // uniform Step
+  tokens: GPUBuffer; // TokenSlot per token row
+  x: GPUBuffer; // residual stream [rows][dim]
+  xb: GPUBuffer; // normed input [rows][dim]
+  qkv: GPUBuffer; // [rows][dim + 2 kvDim]
+  att: GPUBuffer; // attention output [rows][dim]
+  hb: GPUBuffer; // [rows][2 hidden]
+  hb2: GPUBuffer; // [rows][hidden]
+  hidden: GPUBuffer; // final-normed hidden states [rows][dim]
+  kCache: GPUBuffer[]; // per layer [kvRows][nKvHeads][seqLen][headSize]
+  vCache: GPUBuffer[];
+  partials: GPUBuffer;
+  partialTopK: GPUBuffer;
+  stats: GPUBuffer; // StepStats records [statsRows]
+}
+
+export interface ForwardGraph {
+  /** Embedding to final norm for one-token steps (GEMV matmuls). */
+  decode: KernelCall[];
+  /** The same for many-token steps (GEMM matmuls). */
+  prefill: KernelCall[];
+  /** The fused LM head + statistics over the stats rows of `hidden`. */
+  head: KernelCall[];
+}
+
+export async function buildForward(
+  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number,
+): Promise<ForwardGraph> {
+  const c = weights.config;
+  return {
+    decode: await buildBody(kernels, c, weights, b, 1),
+    prefill: await buildBody(kernels, c, weights, b, 4),
+    head: await kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, {
+      step: b.step, tokens: b.tokens, hidden: b.hidden, wcls: weights.classifier,
+      partials: b.partials, partialTopK: b.partialTopK, stats: b.stats,
+    }),
+  };
+}
+
+async function buildBody(
+  k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4,
+): Promise<KernelCall[]> {
+  const step = { step: b.step, tokens: b.tokens };
+  const dims = { dim: c.dim, kvDim: kvDim(c), headSize: headSize(c), nHeads: c.nHeads, nKvHeads: c.nKvHeads, seqLen: c.seqLen };
+  const matmul = (label: string, k_: number, n: number, accumulate: boolean, x: GPUBuffer, wt: GPUBuffer, y: GPUBuffer) =>
+    k.matmul(label, { k: k_, n, accumulate, rowsPerInvocation }, { step: b.step, x, w: wt, y });
+
+  const calls: KernelCall[] = [await k.embedding('embed', c.dim, { ...step, table: w.embedding, x: b.x })];
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = w.layers[l];
+    const cache = { kCache: b.kCache[l], vCache: b.vCache[l] };
+    calls.push(
+      await k.rmsnorm(`l${l}.rms_att`, c.dim, { step: b.step, x: b.x, weight: lw.rmsAtt, out: b.xb }),
+      await matmul(`l${l}.qkv`, c.dim, c.dim + 2 * dims.kvDim, false, b.xb, lw.wqkv, b.qkv),
+      await k.ropeKv(`l${l}.rope_kv`, dims, { ...step, qkv: b.qkv, rope: w.rope, ...cache }),
+      await k.attention(`l${l}.attention`, dims, { ...step, qkv: b.qkv, ...cache, out: b.att }),
+      await matmul(`l${l}.wo`, c.dim, c.dim, true, b.att, lw.wo, b.x),
+      await k.rmsnorm(`l${l}.rms_ffn`, c.dim, { step: b.step, x: b.x, weight: lw.rmsFfn, out: b.xb }),
+      await matmul(`l${l}.w13`, c.dim, 2 * c.hiddenDim, false, b.xb, lw.w13, b.hb),
+      await k.swiglu(`l${l}.swiglu`, c.hiddenDim, { step: b.step, hb: b.hb, out: b.hb2 }),
+      await matmul(`l${l}.w2`, c.hiddenDim, c.dim, true, b.hb2, lw.w2, b.x),
+    );
+  }
+  calls.push(await k.rmsnorm('rms_final', c.dim, { step: b.step, x: b.x, weight: w.rmsFinal, out: b.hidden }));
+  return calls;
+}

@@ -1,0 +1,45 @@
+// StepStats: what crosses from the GPU to the CPU for each row of a step — a few dozen bytes,
+// never the logits row.
+import { STATS_HEADER_WORDS, statsRecordWords } from '../gpu/kernels.ts';
+
+export interface Candidate {
+  id: number;
+  logit: number;
+}
+
+export interface StepStats {
+  /** log Σ exp(z/T_stats) over the full vocabulary (T_stats = 1 unless asked otherwise). */
+  lse: number;
+  /** Entropy of softmax(z/T_stats), nats. */
+  entropy: number;
+  /** Variance of the surprisal −ln p under softmax(z/T_stats), nats². */
+  varentropy: number;
+  maxLogit: number;
+  argmax: number;
+  /** Token drawn on the GPU from softmax(z/T_sample) (Gumbel-max); the argmax when not sampling. */
+  sampled: number;
+  /** The K largest raw logits, descending (ties by lower id). */
+  topK: Candidate[];
+}
+
+export const statsRecordBytes = (topK: number) => 4 * statsRecordWords(topK);
+
+export function parseStats(bytes: ArrayBuffer, count: number, topK: number): StepStats[] {
+  const words = statsRecordWords(topK);
+  const f = new Float32Array(bytes);
+  const u = new Uint32Array(bytes);
+  const out: StepStats[] = [];
+  for (let r = 0; r < count; r++) {
+    const o = r * words;
+    const candidates: Candidate[] = [];
+    for (let j = 0; j < topK; j++) {
+      const id = u[o + STATS_HEADER_WORDS + 2 * j];
+      if (id !== 0xffffffff) candidates.push({ id, logit: f[o + STATS_HEADER_WORDS + 2 * j + 1] });
+    }
+    out.push({
+      lse: f[o], entropy: f[o + 1], varentropy: f[o + 2], maxLogit: f[o + 3],
+      argmax: u[o + 4], sampled: u[o + 5], topK: candidates,
+    });
+  }
+  return out;
+}
