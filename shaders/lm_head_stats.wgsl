@@ -30,7 +30,7 @@ struct Partial { m: f32, z: f32, a: f32, b: f32, argmax_logit: f32, argmax: u32,
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> tokens: array<TokenSlot>;
-@group(0) @binding(2) var<storage, read> hidden: array<f32>;
+@group(0) @binding(2) var<storage, read> hidden4: array<vec4<f32>>;  // [rows][DIM/4]
 @group(0) @binding(3) var<storage, read> wcls: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> partials: array<Partial>;
 @group(0) @binding(5) var<storage, read_write> partial_topk: array<vec2<u32>>;  // (id, logit bits)
@@ -135,27 +135,44 @@ fn write_partial(t: u32, i: u32, p: Partial) {
   }
 }
 
+// Two column vec4s per iteration, HALF apart, x read four features at a time (as matmul.wgsl).
 @compute @workgroup_size(LM_WG)
 fn lm_head(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.y;
   if (t >= step.stats_rows) { return; }
   let row = step.stats_row_start + t;
   let slot = tokens[row];
-  let h = row * DIM;
+  let h4 = row * (DIM / 4u);
+  let half = (V4 + 1u) / 2u;
   var p = empty_partial();
   top_clear();
-  for (var c = gid.x; c < V4; c += LM_WG * LM_GROUPS) {
-    var z = vec4<f32>(0.0);
-    for (var k = 0u; k < DIM; k++) {
-      z += hidden[h + k] * wcls[k * V4 + c];
+  for (var c = gid.x; c < half; c += LM_WG * LM_GROUPS) {
+    let d = min(c + half, V4 - 1u);
+    var za = vec4<f32>(0.0);
+    var zb = vec4<f32>(0.0);
+    for (var k4 = 0u; k4 < DIM / 4u; k4++) {
+      let xv = hidden4[h4 + k4];
+      let r = 4u * k4 * V4;
+      za += xv.x * wcls[r + c];
+      zb += xv.x * wcls[r + d];
+      za += xv.y * wcls[r + V4 + c];
+      zb += xv.y * wcls[r + V4 + d];
+      za += xv.z * wcls[r + 2u * V4 + c];
+      zb += xv.z * wcls[r + 2u * V4 + d];
+      za += xv.w * wcls[r + 3u * V4 + c];
+      zb += xv.w * wcls[r + 3u * V4 + d];
     }
-    for (var lane = 0u; lane < 4u; lane++) {
-      let id = 4u * c + lane;
-      if (id >= VOCAB) { break; }
-      fold_logit(&p, slot, z[lane], id);
-    }
+    fold_column(&p, slot, za, c);
+    if (c + half < V4) { fold_column(&p, slot, zb, c + half); }
   }
   write_partial(t, gid.x, p);
+}
+
+fn fold_column(p: ptr<function, Partial>, slot: TokenSlot, z: vec4<f32>, c: u32) {
+  for (var lane = 0u; lane < 4u; lane++) {
+    let id = 4u * c + lane;
+    if (id < VOCAB) { fold_logit(p, slot, z[lane], id); }
+  }
 }
 
 @compute @workgroup_size(LM_WG)

@@ -1,21 +1,26 @@
 // y[t] = x[t] · W (or y[t] += x[t] · W: the residual add, fused). W is stored transposed as
 // [K][N/4] vec4, so neighbouring invocations stream neighbouring bytes: the fastest matmul pattern
-// on SwiftShader (DESIGN §7). Each output is summed serially over k, like llama2.c's matmul.
-// Entry points: `gemv` takes one token row per invocation (decode), `gemm` four (prefill), so each
-// weight vec4 read from memory serves four tokens.
-override K: u32;                    // input features
+// on SwiftShader (DESIGN §7). Each invocation owns two output vec4s, HALF apart, and reads x four
+// features at a time; both cut loads per multiply-add, which is what bounds SwiftShader here
+// (measured in bench/kernels.ts). Each output is still summed serially over k, as llama2.c does.
+// Entry points: `gemv` takes one token row per invocation (decode), `gemm` four (prefill,
+// batches), so each weight vec4 read from memory serves four tokens.
+override K4: u32;                   // input features / 4
 override N4: u32;                   // output features / 4
 override ACCUMULATE: bool = false;  // add into y instead of overwriting it
-override WG: u32 = 64;
+override WG: u32 = 32;
 
 struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
 
+fn half() -> u32 { return (N4 + 1u) / 2u; }
+
 fn store(t: u32, n4: u32, value: vec4<f32>) {
+  if (n4 >= N4) { return; }
   let i = t * N4 + n4;
   if (ACCUMULATE) {
     y[i] = y[i] + value;
@@ -24,41 +29,68 @@ fn store(t: u32, n4: u32, value: vec4<f32>) {
   }
 }
 
+// Column index of the second output, clamped so its loads stay in bounds (stored only if valid).
+fn second(n4: u32) -> u32 { return min(n4 + half(), N4 - 1u); }
+
 @compute @workgroup_size(WG)
 fn gemv(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = gid.x;
   let t = gid.y;
-  if (n4 >= N4 || t >= step.n_tokens) { return; }
-  var acc = vec4<f32>(0.0);
-  let xb = t * K;
-  for (var k = 0u; k < K; k++) {
-    acc += x[xb + k] * w[k * N4 + n4];
+  if (n4 >= half() || t >= step.n_tokens) { return; }
+  let m4 = second(n4);
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let xv = x[t * K4 + k4];
+    let r = 4u * k4 * N4;
+    a += xv.x * w[r + n4];
+    b += xv.x * w[r + m4];
+    a += xv.y * w[r + N4 + n4];
+    b += xv.y * w[r + N4 + m4];
+    a += xv.z * w[r + 2u * N4 + n4];
+    b += xv.z * w[r + 2u * N4 + m4];
+    a += xv.w * w[r + 3u * N4 + n4];
+    b += xv.w * w[r + 3u * N4 + m4];
   }
-  store(t, n4, acc);
+  store(t, n4, a);
+  store(t, n4 + half(), b);
 }
 
+// One weight vec4 pair feeds four token rows. Written out by hand: SwiftShader spills private
+// arrays indexed in loops to memory.
 @compute @workgroup_size(WG)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = gid.x;
   let t0 = gid.y * 4u;
-  if (n4 >= N4 || t0 >= step.n_tokens) { return; }
-  // Rows past the end read row t0 again (always valid) and are not stored.
-  let t1 = select(t0, t0 + 1u, t0 + 1u < step.n_tokens);
-  let t2 = select(t0, t0 + 2u, t0 + 2u < step.n_tokens);
-  let t3 = select(t0, t0 + 3u, t0 + 3u < step.n_tokens);
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  for (var k = 0u; k < K; k++) {
-    let wk = w[k * N4 + n4];
-    a0 += x[t0 * K + k] * wk;
-    a1 += x[t1 * K + k] * wk;
-    a2 += x[t2 * K + k] * wk;
-    a3 += x[t3 * K + k] * wk;
+  let n = step.n_tokens;
+  if (n4 >= half() || t0 >= n) { return; }
+  let m4 = second(n4);
+  // Rows past the end re-read row t0 (always valid) and are not stored.
+  let x0 = t0 * K4;
+  let x1 = select(t0, t0 + 1u, t0 + 1u < n) * K4;
+  let x2 = select(t0, t0 + 2u, t0 + 2u < n) * K4;
+  let x3 = select(t0, t0 + 3u, t0 + 3u < n) * K4;
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+  var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let v0 = x[x0 + k4];
+    let v1 = x[x1 + k4];
+    let v2 = x[x2 + k4];
+    let v3 = x[x3 + k4];
+    for (var j = 0u; j < 4u; j++) {
+      let r = (4u * k4 + j) * N4;
+      let wa = w[r + n4];
+      let wb = w[r + m4];
+      a0 += v0[j] * wa; b0 += v0[j] * wb;
+      a1 += v1[j] * wa; b1 += v1[j] * wb;
+      a2 += v2[j] * wa; b2 += v2[j] * wb;
+      a3 += v3[j] * wa; b3 += v3[j] * wb;
+    }
   }
+  let h = half();
   store(t0, n4, a0);
-  if (t0 + 1u < step.n_tokens) { store(t1, n4, a1); }
-  if (t0 + 2u < step.n_tokens) { store(t2, n4, a2); }
-  if (t0 + 3u < step.n_tokens) { store(t3, n4, a3); }
+  store(t0, n4 + h, b0);
+  if (t0 + 1u < n) { store(t0 + 1u, n4, a1); store(t0 + 1u, n4 + h, b1); }
+  if (t0 + 2u < n) { store(t0 + 2u, n4, a2); store(t0 + 2u, n4 + h, b2); }
+  if (t0 + 3u < n) { store(t0 + 3u, n4, a3); store(t0 + 3u, n4 + h, b3); }
 }

@@ -62,7 +62,8 @@ export class Kernels {
   }
 
   /**
-   * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts).
+   * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
+   * k must be a multiple of 4 (checkpoints are validated for it).
    * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
    */
   matmul(
@@ -72,10 +73,12 @@ export class Kernels {
   ) {
     const n4 = ceilDiv(shape.n, 4);
     const gemm = shape.rowsPerInvocation === 4;
+    // Each invocation computes two output vec4s (matmul.wgsl).
+    const groups = ceilDiv(ceilDiv(n4, 2), MATMUL_WG);
     return this.call(label, {
       name: 'matmul', code: matmulWgsl, entryPoint: gemm ? 'gemm' : 'gemv',
-      constants: { K: shape.k, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG },
-    }, [b.step, b.x, b.w, b.y], (s) => [ceilDiv(n4, MATMUL_WG), gemm ? ceilDiv(s.nTokens, 4) : s.nTokens, 1]);
+      constants: { K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG },
+    }, [b.step, b.x, b.w, b.y], (s) => [groups, gemm ? ceilDiv(s.nTokens, 4) : s.nTokens, 1]);
   }
 
   ropeKv(
