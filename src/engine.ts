@@ -1,0 +1,400 @@
+// The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
+// generate(), an async iterator of token steps with their uncertainty statistics.
+import { type TokenChooser, greedy, temperatureSampler } from './decode/basic.ts';
+import {
+  AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, checkInteger,
+} from './errors.ts';
+import { BufferPool } from './gpu/buffers.ts';
+import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
+import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
+import { type ModelConfig, parseCheckpoint } from './model/checkpoint.ts';
+import { type ByteSource, readSource } from './model/source.ts';
+import { type GpuWeights, uploadWeights } from './model/weights.ts';
+import { Session } from './runtime/session.ts';
+import type { StepStats } from './runtime/stats.ts';
+import { TokenStreamDecoder, Tokenizer } from './tokenizer/tokenizer.ts';
+
+export type LoadPhase = 'download' | 'parse' | 'upload' | 'compile' | 'ready';
+
+export interface LoadProgress {
+  phase: LoadPhase;
+  /** Bytes downloaded (download) or steps done (upload, compile). */
+  loaded: number;
+  total: number;
+  /** Overall progress in [0, 1]. */
+  fraction: number;
+}
+
+export interface LoadModelOptions {
+  /** URL, path-like URL, or bytes of a llama2.c checkpoint. */
+  model: ByteSource;
+  /** URL or bytes of the matching llama2.c tokenizer.bin. */
+  tokenizer: ByteSource;
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Top candidates computed per step, 1..64 (default 8). */
+  topK?: number;
+}
+
+export interface ModelInfo {
+  config: ModelConfig;
+  parameterCount: number;
+  /** Bytes of GPU memory held by weights, activations and the KV cache. */
+  gpuBytes: number;
+  loadMs: number;
+}
+
+export type DecoderName = 'greedy' | 'sample';
+
+export interface GenerateOptions {
+  /** New tokens to produce at most (default: until the context is full). */
+  maxTokens?: number;
+  decoder?: DecoderName;
+  /** Sampling temperature (decoder 'sample'); default 1. */
+  temperature?: number;
+  /** RNG seed (decoder 'sample'); default 0. */
+  seed?: number;
+  /** Candidates reported per step, ≤ the model's topK (default: all of them). */
+  topK?: number;
+  signal?: AbortSignal;
+}
+
+export interface TopCandidate {
+  id: number;
+  text: string;
+  logit: number;
+  /** Probability under softmax of the raw logits. */
+  prob: number;
+}
+
+export interface GenerationStep {
+  /** 0 for the first generated token. */
+  index: number;
+  /** Position whose logits produced this token. */
+  pos: number;
+  /** The token fed at `pos`. */
+  inputToken: number;
+  tokenId: number;
+  /** Newly complete text (may be '' while a multi-byte character is pending). */
+  text: string;
+  lse: number;
+  entropy: number;
+  varentropy: number;
+  maxLogit: number;
+  topK: TopCandidate[];
+}
+
+export type FinishReason = 'bos' | 'max_tokens' | 'context';
+
+export interface GenerationTiming {
+  /** From generate() to the first token, including prefill. */
+  ttftMs: number;
+  prefillMs: number;
+  prefillTokens: number;
+  decodeMs: number;
+  decodeTokens: number;
+  prefillTokPerSec: number;
+  decodeTokPerSec: number;
+  /** Bytes mapped back from the GPU per decode step. */
+  readbackBytesPerStep: number;
+}
+
+export interface GenerationResult {
+  prompt: string;
+  /** Every token fed or produced, BOS first. */
+  tokens: number[];
+  promptTokenCount: number;
+  /** The text of `tokens`, as llama2.c prints it (prompt included). */
+  text: string;
+  /** Only the generated part. */
+  completion: string;
+  finish: FinishReason;
+  steps: GenerationStep[];
+  timing: GenerationTiming;
+}
+
+/** An in-progress generation: iterate it for steps; `result` settles when it ends. */
+export class Generation implements AsyncIterable<GenerationStep> {
+  readonly result: Promise<GenerationResult>;
+  private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
+  private iterated = false;
+
+  constructor(private readonly source: AsyncGenerator<GenerationStep, GenerationResult>) {
+    this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.result.catch(() => {}); // observed through iteration or `result`, never unhandled
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<GenerationStep, void> {
+    if (this.iterated) throw new InvalidArgumentError('a Generation can be iterated only once');
+    this.iterated = true;
+    try {
+      for (;;) {
+        const next = await this.source.next();
+        if (next.done) {
+          this.settle.resolve(next.value);
+          return;
+        }
+        yield next.value;
+      }
+    } catch (error) {
+      this.settle.reject(error);
+      throw error;
+    } finally {
+      await this.source.return(undefined as never);
+      this.settle.reject(new AbortedError('iteration stopped before the generation ended'));
+    }
+  }
+
+  /** Runs to the end without looking at steps. */
+  async complete(): Promise<GenerationResult> {
+    if (!this.iterated) for await (const _ of this);
+    return this.result;
+  }
+}
+
+interface LoadedModel {
+  weights: GpuWeights;
+  tokenizer: Tokenizer;
+  session: Session;
+  info: ModelInfo;
+  pool: BufferPool;
+}
+
+export async function createEngine(options: GpuContextOptions = {}): Promise<Engine> {
+  return new Engine(await acquireGpu(options));
+}
+
+export class Engine {
+  private loaded: LoadedModel | null = null;
+  private readonly kernels: Kernels;
+  /** Serialises generations and loads: one session, one writer. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly gpu: GpuContext) {
+    this.kernels = new Kernels(gpu);
+  }
+
+  get adapter(): AdapterDescription {
+    return this.gpu.adapter;
+  }
+
+  get model(): ModelInfo | null {
+    return this.loaded?.info ?? null;
+  }
+
+  get tokenizer(): Tokenizer {
+    return this.require().tokenizer;
+  }
+
+  private require(): LoadedModel {
+    this.gpu.assertAlive();
+    if (!this.loaded) throw new InvalidArgumentError('no model is loaded: call loadModel() first');
+    return this.loaded;
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Downloads (or takes) the checkpoint and tokenizer, validates both, uploads the weights and
+   * compiles the kernels. On any error the previously loaded model, if any, stays in place.
+   */
+  loadModel(options: LoadModelOptions): Promise<ModelInfo> {
+    return this.exclusive(() => this.load(options));
+  }
+
+  private async load(o: LoadModelOptions): Promise<ModelInfo> {
+    this.gpu.assertAlive();
+    const t0 = performance.now();
+    const topK = checkInteger('topK', o.topK ?? 8, 1, MAX_TOP_K);
+    const report = (phase: LoadPhase, loaded: number, total: number, fraction: number) =>
+      o.onProgress?.({ phase, loaded, total, fraction: Math.min(1, fraction) });
+    // Downloads are ~0.8 of the work for a fresh load; upload and compile share the rest.
+    const bytes = { model: [0, 0], tokenizer: [0, 0] };
+    const onBytes = (key: 'model' | 'tokenizer') => (loaded: number, total: number) => {
+      bytes[key] = [loaded, total];
+      const l = bytes.model[0] + bytes.tokenizer[0];
+      const t = bytes.model[1] + bytes.tokenizer[1];
+      report('download', l, t, t ? (0.8 * l) / t : 0);
+    };
+    const [modelBytes, tokenizerBytes] = await Promise.all([
+      readSource(o.model, 'model', onBytes('model'), o.signal),
+      readSource(o.tokenizer, 'tokenizer', onBytes('tokenizer'), o.signal),
+    ]);
+    checkAbort(o.signal);
+    report('parse', 0, 1, 0.8);
+    const spec = parseCheckpoint(modelBytes);
+    const tokenizer = Tokenizer.fromBytes(tokenizerBytes, spec.config.vocabSize);
+    const pool = new BufferPool(this.gpu);
+    let weights: GpuWeights | null = null;
+    try {
+      weights = await uploadWeights(this.gpu, spec, (done, total) => report('upload', done, total, 0.8 + (0.1 * done) / total));
+      checkAbort(o.signal);
+      report('compile', 0, 1, 0.9);
+      const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK });
+      const info: ModelInfo = {
+        config: spec.config,
+        parameterCount: spec.parameterCount,
+        gpuBytes: weights.bytes + pool.bytes,
+        loadMs: performance.now() - t0,
+      };
+      this.unload();
+      this.loaded = { weights, tokenizer, session, info, pool };
+      report('ready', 1, 1, 1);
+      return info;
+    } catch (error) {
+      weights?.destroy();
+      pool.destroy();
+      throw error;
+    }
+  }
+
+  private unload(): void {
+    if (!this.loaded) return;
+    this.loaded.session.dispose();
+    this.loaded.weights.destroy();
+    this.loaded.pool.destroy();
+    this.loaded = null;
+  }
+
+  /** Generates from `prompt`; validates everything before any GPU work. */
+  generate(prompt: string, options: GenerateOptions = {}): Generation {
+    const model = this.require();
+    const plan = this.plan(model, prompt, options);
+    return new Generation(this.run(model, plan));
+  }
+
+  /**
+   * Teacher forcing: the statistics of the logits at every position of `tokens` (BOS first),
+   * e.g. to score a text or compare with a reference implementation.
+   */
+  score(tokens: readonly number[]): Promise<StepStats[]> {
+    const model = this.require();
+    if (tokens.length === 0) throw new InvalidArgumentError('score() needs at least one token');
+    if (tokens.length > model.info.config.seqLen) {
+      throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.info.config.seqLen}`);
+    }
+    return this.exclusive(async () => {
+      model.session.reset();
+      return model.session.score(0, tokens);
+    });
+  }
+
+  private plan(model: LoadedModel, prompt: string, o: GenerateOptions) {
+    if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
+    const seqLen = model.info.config.seqLen;
+    const promptTokens = model.tokenizer.encode(prompt, { bos: true });
+    if (promptTokens.length > seqLen) {
+      throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens (with BOS); the context holds ${seqLen}`);
+    }
+    const maxTokens = o.maxTokens === undefined ? seqLen : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
+    const decoder = o.decoder ?? 'greedy';
+    let chooser: TokenChooser;
+    if (decoder === 'greedy') chooser = greedy();
+    else if (decoder === 'sample') chooser = temperatureSampler(o.temperature ?? 1, o.seed ?? 0);
+    else throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(decoder)} (expected greedy or sample)`);
+    const topK = checkInteger('topK', o.topK ?? model.session.topK, 0, model.session.topK);
+    return { prompt, promptTokens, maxTokens, chooser, topK, signal: o.signal };
+  }
+
+  private async *run(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
+    // Take the engine for the whole generation; release it however the generator ends.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const turn = this.queue;
+    this.queue = turn.then(() => held);
+    await turn;
+    try {
+      return yield* this.decodeLoop(model, plan);
+    } finally {
+      release();
+    }
+  }
+
+  private async *decodeLoop(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
+    const { session, tokenizer } = model;
+    const seqLen = model.info.config.seqLen;
+    const tokens = [...plan.promptTokens];
+    const text = new TokenStreamDecoder(tokenizer);
+    const promptText = tokens.slice(1).map((t, i) => text.push(tokens[i], t)).join('');
+    const steps: GenerationStep[] = [];
+    const t0 = performance.now();
+    const bytesBefore = session.bytesRead;
+    session.reset();
+
+    checkAbort(plan.signal);
+    let [stats] = await session.step(tokens.map((id, pos) => ({ id, pos, row: 0 })), 1, plan.chooser.sampling);
+    const prefillMs = performance.now() - t0;
+    let decodeMs = 0;
+    let finish: FinishReason = 'max_tokens';
+    for (;;) {
+      const pos = tokens.length - 1;
+      const next = plan.chooser.choose(stats);
+      if (next === tokenizer.bosId) {
+        finish = 'bos';
+        break;
+      }
+      tokens.push(next);
+      const step = this.describeStep(model, steps.length, pos, tokens[pos], next, text.push(tokens[pos], next), stats, plan.topK);
+      steps.push(step);
+      yield step;
+      if (pos + 1 >= seqLen) {
+        finish = 'context';
+        break;
+      }
+      if (steps.length >= plan.maxTokens) break;
+      checkAbort(plan.signal);
+      const ts = performance.now();
+      [stats] = await session.step([{ id: next, pos: pos + 1, row: 0 }], 1, plan.chooser.sampling);
+      decodeMs += performance.now() - ts;
+    }
+    const decodeTokens = Math.max(0, steps.length - 1);
+    const stepsRun = decodeTokens + 1;
+    const completion = steps.map((s) => s.text).join('') + text.flush();
+    return {
+      prompt: plan.prompt,
+      tokens,
+      promptTokenCount: plan.promptTokens.length,
+      text: promptText + completion,
+      completion,
+      finish,
+      steps,
+      timing: {
+        ttftMs: steps.length ? prefillMs : 0,
+        prefillMs,
+        prefillTokens: plan.promptTokens.length,
+        decodeMs,
+        decodeTokens,
+        prefillTokPerSec: plan.promptTokens.length / (prefillMs / 1000),
+        decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (decodeMs / 1000) : 0,
+        readbackBytesPerStep: (session.bytesRead - bytesBefore) / stepsRun,
+      },
+    };
+  }
+
+  private describeStep(
+    model: LoadedModel, index: number, pos: number, inputToken: number, tokenId: number, text: string, s: StepStats, topK: number,
+  ): GenerationStep {
+    return {
+      index, pos, inputToken, tokenId, text,
+      lse: s.lse, entropy: s.entropy, varentropy: s.varentropy, maxLogit: s.maxLogit,
+      topK: s.topK.slice(0, topK).map((c) => ({
+        id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
+      })),
+    };
+  }
+
+  /** Frees the model's GPU memory; the engine can load another. */
+  dispose(): void {
+    this.unload();
+  }
+}
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new AbortedError();
+}
+
+export { ForkwiseError };

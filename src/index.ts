@@ -1,0 +1,15 @@
+// forkwise: entropy-aware LLM decoding on WebGPU. The public API.
+export {
+  Engine, Generation, createEngine,
+  type DecoderName, type FinishReason, type GenerateOptions, type GenerationResult, type GenerationStep,
+  type GenerationTiming, type LoadModelOptions, type LoadPhase, type LoadProgress, type ModelInfo, type TopCandidate,
+} from './engine.ts';
+export {
+  AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, GpuAllocationError, InvalidArgumentError,
+  ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError, type ForkwiseErrorCode,
+} from './errors.ts';
+export type { AdapterDescription, GpuContextOptions } from './gpu/device.ts';
+export type { ModelConfig } from './model/checkpoint.ts';
+export type { ByteSource } from './model/source.ts';
+export type { Candidate, StepStats } from './runtime/stats.ts';
+export { Tokenizer, TokenStreamDecoder } from './tokenizer/tokenizer.ts';

