@@ -1,0 +1,57 @@
+// The golden test once more, in real Chromium through Playwright (page served from 127.0.0.1):
+// greedy tokens exactly, per-step lse and entropy within STAT_TOLERANCE; and a seeded sample
+// that must equal the same seed's sample in Node (same RNG, same kernels).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { type BrowserSession, startBrowserSession, waitForGlobal } from '../support/browser.ts';
+import { STAT_TOLERANCE, goldens, loadedEngine } from '../support/engine.ts';
+
+describe('stories15M against llama2.c in Chromium (WebGPU)', () => {
+  let session: BrowserSession;
+  let page: Page;
+
+  before(async () => {
+    session = await startBrowserSession();
+    page = await session.newPage('/test/browser/pages/engine.html');
+    await waitForGlobal(page, 'forkwisePage');
+    const loaded = await page.evaluate(() => window.forkwisePage.load());
+    console.log(`# adapter ${JSON.stringify(loaded.adapter)}; load ${loaded.info.loadMs.toFixed(0)} ms`);
+    assert.equal(loaded.progress.last?.fraction, 1, 'progress reaches 100%');
+    assert.ok(loaded.progress.phases.includes('download') && loaded.progress.phases.includes('upload'));
+  });
+  after(async () => {
+    await session?.close();
+  });
+
+  for (const golden of goldens()) {
+    test(`${golden.name}: greedy tokens, text and per-step stats`, async () => {
+      const r = await page.evaluate(({ prompt }) => window.forkwisePage.generate(prompt, { decoder: 'greedy' }), { prompt: golden.prompt });
+      assert.deepEqual(r.tokens, golden.tokens);
+      assert.equal(r.text, golden.text);
+      assert.equal(r.finish, golden.stopped_on_bos ? 'bos' : 'context');
+      let worst = 0;
+      for (const s of r.steps) {
+        const ref = golden.per_position[s.pos];
+        assert.equal(s.tokenId, ref.argmax);
+        worst = Math.max(worst, Math.abs(s.lse - ref.lse), Math.abs(s.entropy - ref.entropy_nats));
+      }
+      assert.ok(worst < STAT_TOLERANCE, `worst ${worst}`);
+      console.log(`# ${golden.name}: worst |Δ| ${worst.toExponential(2)}, decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s`);
+    });
+  }
+
+  test('a seeded sample is the same in Chromium and in Node', async () => {
+    const options = { decoder: 'sample' as const, temperature: 0.9, seed: 1234, maxTokens: 40 };
+    const inPage = await page.evaluate((o) => window.forkwisePage.generate('Once upon a time', o), options);
+    const engine = await loadedEngine();
+    try {
+      const inNode = await engine.generate('Once upon a time', options).complete();
+      assert.deepEqual(inPage.tokens, inNode.tokens);
+      assert.equal(inPage.text, inNode.text);
+    } finally {
+      engine.dispose();
+    }
+    assert.deepEqual(session.errors, []);
+  });
+});
