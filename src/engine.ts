@@ -14,6 +14,9 @@ import { Session } from './runtime/session.ts';
 import type { StepStats } from './runtime/stats.ts';
 import { TokenStreamDecoder, Tokenizer } from './tokenizer/tokenizer.ts';
 
+/** Candidates per step unless loadModel asks otherwise: 24 B of statistics + 5 × 8 B = 64 B read back. */
+export const DEFAULT_TOP_K = 5;
+
 export type LoadPhase = 'download' | 'parse' | 'upload' | 'compile' | 'ready';
 
 export interface LoadProgress {
@@ -32,7 +35,7 @@ export interface LoadModelOptions {
   tokenizer: ByteSource;
   onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
-  /** Top candidates computed per step, 1..64 (default 8). */
+  /** Top candidates computed per step, 1..64 (default 5: a 64-byte StepStats record). */
   topK?: number;
 }
 
@@ -209,7 +212,7 @@ export class Engine {
   private async load(o: LoadModelOptions): Promise<ModelInfo> {
     this.gpu.assertAlive();
     const t0 = performance.now();
-    const topK = checkInteger('topK', o.topK ?? 8, 1, MAX_TOP_K);
+    const topK = checkInteger('topK', o.topK ?? DEFAULT_TOP_K, 1, MAX_TOP_K);
     const report = (phase: LoadPhase, loaded: number, total: number, fraction: number) =>
       o.onProgress?.({ phase, loaded, total, fraction: Math.min(1, fraction) });
     // Downloads are ~0.8 of the work for a fresh load; upload and compile share the rest.
