@@ -1,15 +1,15 @@
-// The llama2.c tokenizer (tokenizer.bin), token-exact to run.c's encode and decode.
-//
-// encode: optional BOS; a dummy-prefix ' ' token for non-empty text; each UTF-8 codepoint (run.c
-// groups a byte with at most 3 following continuation bytes) looked up as a piece, else its bytes
-// as byte tokens (id = byte + 3); then llama2.c's best-score pair merging (see merge.ts); EOS.
+// The llama2.c tokenizer (tokenizer.bin). encode is token-exact to run.c (karpathy/llama2.c):
+// optional BOS; a dummy-prefix ' ' token for non-empty text; each UTF-8 codepoint (run.c groups a
+// byte with at most 3 following continuation bytes) looked up as a piece, else its bytes as byte
+// tokens (id = byte + 3); then llama2.c's best-score pair merging (merge.ts); optional EOS.
 // Pieces are keyed by latin1 strings of their bytes, so lookups are byte-exact even for pieces
 // that are not valid UTF-8. Duplicate pieces resolve as run.c's bsearch does on glibc
 // (vocab-index.ts).
 //
-// decode: as run.c, a piece after BOS loses one leading space; byte tokens (`<0xNN>` pieces, or
-// ids 3..258 in the July-2023 file that stores them as characters) are the raw byte, which run.c
-// only gets right for the `<0xNN>` form. BOS and EOS decode to nothing.
+// decode follows run.c (a piece after BOS loses one leading space, `<0xNN>` is the byte NN) with
+// two differences: BOS and EOS decode to nothing, and in the July-2023 file, which stores the
+// byte tokens 3..258 as characters, they are read as raw bytes too (run.c prints the characters;
+// see text-sink.ts for how decode() reads them).
 import { InvalidArgumentError, TokenizerFormatError, checkInteger } from '../errors.ts';
 import { type MergeVocab, mergePairs } from './merge.ts';
 import { TextSink } from './text-sink.ts';
@@ -23,8 +23,8 @@ export interface EncodeOptions {
   eos?: boolean;
 }
 
-const BOS = 1;
-const EOS = 2;
+const BOS = 1 as const;
+const EOS = 2 as const;
 const BYTE_TOKEN_OFFSET = 3; // ids 0..2 are <unk>, <s>, </s>; byte b is id b + 3
 const MIN_VOCAB = BYTE_TOKEN_OFFSET + 256;
 const MAX_VOCAB = 1 << 24;
@@ -34,9 +34,11 @@ const utf8Encoder = new TextEncoder();
 
 export class Tokenizer {
   readonly vocabSize: number;
-  readonly bosId = BOS;
-  readonly eosId = EOS;
+  readonly bosId: 1 = BOS;
+  readonly eosId: 2 = EOS;
   readonly maxTokenLength: number;
+  /** True for the July-2023 file format, whose byte tokens 0x80..0xFF double as Latin-1 characters. */
+  readonly hasAmbiguousBytes: boolean;
   private readonly pieces: Uint8Array[];
   private readonly scores: Float32Array;
   private readonly keys: string[];
@@ -59,6 +61,7 @@ export class Tokenizer {
     this.byteValue = new Int16Array(pieces.length).fill(-1);
     this.ambiguous = new Uint8Array(pieces.length);
     pieces.forEach((piece, id) => this.classifyByteToken(piece, id));
+    this.hasAmbiguousBytes = this.ambiguous.includes(1);
     this.preferred = this.preferRegular();
     const lookup = this.lookup;
     this.mergeVocab = { keys: this.keys, scores, lookup: (key) => lookup.get(key) };
@@ -86,6 +89,9 @@ export class Tokenizer {
    */
   encodeBytes(bytes: Uint8Array, options: EncodeOptions = {}): number[] {
     if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError(`bytes must be a Uint8Array, got ${describe(bytes)}`);
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+    }
     const bos = flag('options.bos', options.bos, true);
     const eos = flag('options.eos', options.eos, false);
     const ids: number[] = bos ? [BOS] : []; // run.c merges with BOS in the sequence
@@ -147,11 +153,6 @@ export class Tokenizer {
     return this.byteValue[byteId] === bytes[0] ? byteId : undefined;
   }
 
-  /** True for the July-2023 file format (see text-sink.ts). */
-  get hasAmbiguousBytes(): boolean {
-    return this.ambiguous.includes(1);
-  }
-
   /** @internal Byte token whose id llama2.c also uses for a Latin-1 character (see text-sink.ts). */
   isAmbiguousByte(token: number): boolean {
     return this.ambiguous[token] === 1;
@@ -207,8 +208,10 @@ export class Tokenizer {
 }
 
 /**
- * Streaming decode: push each (prev, token) as it is generated; returns the text that became
- * complete, holding back an unfinished UTF-8 sequence (e.g. the first bytes of an emoji).
+ * Streaming decode: push each (prev, token) as it is generated (prev = -1 for the first); returns
+ * the text that became complete, holding back an unfinished UTF-8 sequence (e.g. the first bytes
+ * of an emoji). With the July-2023 file a trailing character in U+00C2..U+00F4 ('é') also waits
+ * for the next token, which may turn it back into the lead byte of a UTF-8 sequence.
  */
 export class TokenStreamDecoder {
   private readonly tokenizer: Tokenizer;
