@@ -1,6 +1,6 @@
 // `forkwise generate …`: the engine from the command line, on Node's WebGPU.
 import { parseArgs } from 'node:util';
-import type { GenerateOptions, GenerationResult } from './engine.ts';
+import { type GenerateOptions, type GenerationResult, checkGenerateOptions } from './engine.ts';
 import { ForkwiseError, InvalidArgumentError } from './errors.ts';
 import { bundledModel, createNodeEngine, readLocal } from './node/index.ts';
 
@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     temperature: numberOption('temperature', values.temperature),
     seed: numberOption('seed', values.seed),
   };
+  checkGenerateOptions(options); // fail on bad options before spending seconds on loading
   const engine = await createNodeEngine();
   await engine.loadModel({ model: await readLocal(values.model!), tokenizer: await readLocal(values.tokenizer!) });
   const generation = engine.generate(values.prompt!, options);

@@ -50,7 +50,7 @@ export interface ModelInfo {
 export type DecoderName = 'greedy' | 'sample';
 
 export interface GenerateOptions {
-  /** New tokens to produce at most (default: until the context is full). */
+  /** New tokens to produce at most (default: until BOS or the context is full). */
   maxTokens?: number;
   decoder?: DecoderName;
   /** Sampling temperature (decoder 'sample'); default 1. */
@@ -288,17 +288,12 @@ export class Engine {
 
   private plan(model: LoadedModel, prompt: string, o: GenerateOptions) {
     if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
+    const { maxTokens, chooser } = checkGenerateOptions(o);
     const seqLen = model.info.config.seqLen;
     const promptTokens = model.tokenizer.encode(prompt, { bos: true });
     if (promptTokens.length > seqLen) {
       throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens (with BOS); the context holds ${seqLen}`);
     }
-    const maxTokens = o.maxTokens === undefined ? seqLen : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
-    const decoder = o.decoder ?? 'greedy';
-    let chooser: TokenChooser;
-    if (decoder === 'greedy') chooser = greedy();
-    else if (decoder === 'sample') chooser = temperatureSampler(o.temperature ?? 1, o.seed ?? 0);
-    else throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(decoder)} (expected greedy or sample)`);
     const topK = checkInteger('topK', o.topK ?? model.session.topK, 0, model.session.topK);
     return { prompt, promptTokens, maxTokens, chooser, topK, signal: o.signal };
   }
@@ -394,6 +389,18 @@ export class Engine {
   dispose(): void {
     this.unload();
   }
+}
+
+/**
+ * Validates the model-independent options (callers such as the CLI check them before loading a
+ * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
+ */
+export function checkGenerateOptions(o: GenerateOptions): { maxTokens: number; chooser: TokenChooser } {
+  const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
+  const decoder = o.decoder ?? 'greedy';
+  if (decoder === 'greedy') return { maxTokens, chooser: greedy() };
+  if (decoder === 'sample') return { maxTokens, chooser: temperatureSampler(o.temperature ?? 1, o.seed ?? 0) };
+  throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(decoder)} (expected greedy or sample)`);
 }
 
 function checkAbort(signal?: AbortSignal): void {

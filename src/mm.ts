@@ -4,100 +4,35 @@ const gpu = create([]);
 const adapter = (await gpu.requestAdapter())!;
 const device = await adapter.requestDevice({ requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize } });
 const K = 288, N = 32000, N4 = N / 4;
-const variants: Record<string, { code: string; grid: number; }> = {
-  A: { grid: Math.ceil(N4 / 32), code: `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n4 = g.x; if (n4 >= ${N4}u) { return; }
-  var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < ${K}u; k++) { acc += x[k] * w[k * ${N4}u + n4]; }
-  y[n4] = acc;
-}` },
-  B: { grid: Math.ceil(N4 / 32), code: `
+function variant(cols: number, wg: number, strided: boolean) {
+  const S = N4 / cols; // column spacing
+  const accs = Array.from({ length: cols }, (_, c) => `var a${c} = vec4<f32>(0.0);`).join(' ');
+  const lines: string[] = [];
+  for (const [j, comp] of ['x', 'y', 'z', 'w'].entries()) {
+    for (let c = 0; c < cols; c++) lines.push(`a${c} += xv.${comp} * w[b + ${j * N4 + (strided ? c * S : c)}u];`);
+  }
+  const stores = Array.from({ length: cols }, (_, c) => `y[n4 + ${strided ? c * S : c}u] = a${c};`).join(' ');
+  const nThreads = N4 / cols;
+  return { grid: Math.ceil(nThreads / wg), code: `
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n4 = g.x; if (n4 >= ${N4}u) { return; }
-  var acc = vec4<f32>(0.0);
+@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= ${nThreads}u) { return; }
+  let n4 = ${strided ? 'g.x' : `g.x * ${cols}u`};
+  ${accs}
   for (var k = 0u; k < ${K / 4}u; k++) {
     let xv = x[k];
     let b = 4u * k * ${N4}u + n4;
-    acc += xv.x * w[b]; acc += xv.y * w[b + ${N4}u]; acc += xv.z * w[b + ${2 * N4}u]; acc += xv.w * w[b + ${3 * N4}u];
+    ${lines.join('\n    ')}
   }
-  y[n4] = acc;
-}` },
-  C: { grid: Math.ceil(N4 / 64), code: `
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n4 = g.x * 2u; if (n4 >= ${N4}u) { return; }
-  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0);
-  for (var k = 0u; k < ${K / 4}u; k++) {
-    let xv = x[k];
-    let b = 4u * k * ${N4}u + n4;
-    a0 += xv.x * w[b]; a1 += xv.x * w[b + 1u];
-    a0 += xv.y * w[b + ${N4}u]; a1 += xv.y * w[b + ${N4 + 1}u];
-    a0 += xv.z * w[b + ${2 * N4}u]; a1 += xv.z * w[b + ${2 * N4 + 1}u];
-    a0 += xv.w * w[b + ${3 * N4}u]; a1 += xv.w * w[b + ${3 * N4 + 1}u];
-  }
-  y[n4] = a0; y[n4 + 1u] = a1;
-}` },
-  D: { grid: Math.ceil(N4 / 32), code: `
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-var<workgroup> xs: array<vec4<f32>, ${K / 4}>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  for (var i = li; i < ${K / 4}u; i += 32u) { xs[i] = x[i]; }
-  workgroupBarrier();
-  let n4 = g.x; if (n4 >= ${N4}u) { return; }
-  var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < ${K / 4}u; k++) {
-    let xv = xs[k];
-    let b = 4u * k * ${N4}u + n4;
-    acc += xv.x * w[b]; acc += xv.y * w[b + ${N4}u]; acc += xv.z * w[b + ${2 * N4}u]; acc += xv.w * w[b + ${3 * N4}u];
-  }
-  y[n4] = acc;
-}` },
-  F: { grid: Math.ceil(N4 / 128), code: `
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n4 = g.x * 4u; if (n4 >= ${N4}u) { return; }
-  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
-  for (var k = 0u; k < ${K / 4}u; k++) {
-    let xv = x[k];
-    for (var j = 0u; j < 4u; j++) {
-      let b = (4u * k + j) * ${N4}u + n4;
-      let xs = xv[j];
-      a0 += xs * w[b]; a1 += xs * w[b + 1u]; a2 += xs * w[b + 2u]; a3 += xs * w[b + 3u];
-    }
-  }
-  y[n4] = a0; y[n4 + 1u] = a1; y[n4 + 2u] = a2; y[n4 + 3u] = a3;
-}` },
-  G: { grid: Math.ceil(N4 / 64), code: `
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n4 = g.x; if (n4 >= ${N4 / 2}u) { return; }
-  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0);
-  for (var k = 0u; k < ${K / 4}u; k++) {
-    let xv = x[k];
-    let b = 4u * k * ${N4}u + n4;
-    a0 += xv.x * w[b]; a1 += xv.x * w[b + ${N4 / 2}u];
-    a0 += xv.y * w[b + ${N4}u]; a1 += xv.y * w[b + ${N4 + N4 / 2}u];
-    a0 += xv.z * w[b + ${2 * N4}u]; a1 += xv.z * w[b + ${2 * N4 + N4 / 2}u];
-    a0 += xv.w * w[b + ${3 * N4}u]; a1 += xv.w * w[b + ${3 * N4 + N4 / 2}u];
-  }
-  y[n4] = a0; y[n4 + ${N4 / 2}u] = a1;
-}` },
-};
+  ${stores}
+}` };
+}
+const variants: Record<string, { code: string; grid: number }> = {};
+for (const cols of [1, 2, 4, 8]) for (const wg of [16, 32, 64]) variants[`c${cols}-wg${wg}-strided`] = variant(cols, wg, true);
+variants['c2-wg32-adjacent'] = variant(2, 32, false);
+variants['c4-wg32-adjacent'] = variant(4, 32, false);
 const x = device.createBuffer({ size: K * 4, usage: 0x80 | 0x8 });
 const w = device.createBuffer({ size: K * N * 4, usage: 0x80 | 0x8 });
 const y = device.createBuffer({ size: N * 4, usage: 0x80 | 0x8 });

@@ -33,6 +33,13 @@ const time = async (cs: any[], reps: number) => {
 await time([], 5);
 console.log('empty submit ms', (await time([], 20)).toFixed(3));
 console.log('full step ms', (await time(calls, 10)).toFixed(3));
+{
+  const k = new Kernels(ctx);
+  const b = (session as any).buffers;
+  const logits = ctx.device.createBuffer({ size: 32000 * 4, usage: 0x80 | 0x4 });
+  const mm = await k.matmul('cls', { k: 288, n: 32000, accumulate: false, rowsPerInvocation: 1 }, { step: b.step, x: b.hidden, w: weights.classifier, y: logits });
+  for (let i = 0; i < 3; i++) console.log('classifier gemv ms', (await time([mm], 10)).toFixed(3), 'lm head ms', (await time(graph.head.slice(0, 1), 10)).toFixed(3));
+}
 const byName = new Map<string, number>();
 for (const c of calls) {
   const ms = await time([c], 10);

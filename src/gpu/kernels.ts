@@ -125,11 +125,11 @@ export class Kernels {
   ): Promise<KernelCall[]> {
     const constants = this.statsConstants(c.dim, c.vocab, c.topK);
     const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
-    return [
-      await this.call(`${label}.partials`, { ...spec, entryPoint: 'lm_head' },
+    return Promise.all([
+      this.call(`${label}.partials`, { ...spec, entryPoint: 'lm_head' },
         [b.step, b.tokens, b.hidden, b.wcls, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1]),
-      await this.statsMerge(label, constants, b),
-    ];
+      this.statsMerge(label, constants, b),
+    ]);
   }
 
   /** The same statistics over an existing logits buffer [statsRows][vocab] (standalone reduction). */
@@ -140,11 +140,11 @@ export class Kernels {
   ): Promise<KernelCall[]> {
     const constants = this.statsConstants(4, c.vocab, c.topK);
     const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
-    return [
-      await this.call(`${label}.partials`, { ...spec, entryPoint: 'logits_partials' },
+    return Promise.all([
+      this.call(`${label}.partials`, { ...spec, entryPoint: 'logits_partials' },
         [b.step, b.tokens, null, null, b.partials, b.partialTopK, null, b.logits], (s) => [LM_GROUPS, s.statsRows, 1]),
-      await this.statsMerge(label, constants, b),
-    ];
+      this.statsMerge(label, constants, b),
+    ]);
   }
 
   private statsMerge(

@@ -44,40 +44,40 @@ export async function buildForward(
   kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number,
 ): Promise<ForwardGraph> {
   const c = weights.config;
-  return {
-    decode: await buildBody(kernels, c, weights, b, 1),
-    prefill: await buildBody(kernels, c, weights, b, 4),
-    head: await kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, {
+  // All pipelines compile concurrently: compilation dominates load time on SwiftShader.
+  const [decode, prefill, head] = await Promise.all([
+    Promise.all(body(kernels, c, weights, b, 1)),
+    Promise.all(body(kernels, c, weights, b, 4)),
+    kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, {
       step: b.step, tokens: b.tokens, hidden: b.hidden, wcls: weights.classifier,
       partials: b.partials, partialTopK: b.partialTopK, stats: b.stats,
     }),
-  };
+  ]);
+  return { decode, prefill, head };
 }
 
-async function buildBody(
-  k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4,
-): Promise<KernelCall[]> {
+function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4): Promise<KernelCall>[] {
   const step = { step: b.step, tokens: b.tokens };
   const dims = { dim: c.dim, kvDim: kvDim(c), headSize: headSize(c), nHeads: c.nHeads, nKvHeads: c.nKvHeads, seqLen: c.seqLen };
   const matmul = (label: string, k_: number, n: number, accumulate: boolean, x: GPUBuffer, wt: GPUBuffer, y: GPUBuffer) =>
     k.matmul(label, { k: k_, n, accumulate, rowsPerInvocation }, { step: b.step, x, w: wt, y });
 
-  const calls: KernelCall[] = [await k.embedding('embed', c.dim, { ...step, table: w.embedding, x: b.x })];
+  const calls = [k.embedding('embed', c.dim, { ...step, table: w.embedding, x: b.x })];
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
     const cache = { kCache: b.kCache[l], vCache: b.vCache[l] };
     calls.push(
-      await k.rmsnorm(`l${l}.rms_att`, c.dim, { step: b.step, x: b.x, weight: lw.rmsAtt, out: b.xb }),
-      await matmul(`l${l}.qkv`, c.dim, c.dim + 2 * dims.kvDim, false, b.xb, lw.wqkv, b.qkv),
-      await k.ropeKv(`l${l}.rope_kv`, dims, { ...step, qkv: b.qkv, rope: w.rope, ...cache }),
-      await k.attention(`l${l}.attention`, dims, { ...step, qkv: b.qkv, ...cache, out: b.att }),
-      await matmul(`l${l}.wo`, c.dim, c.dim, true, b.att, lw.wo, b.x),
-      await k.rmsnorm(`l${l}.rms_ffn`, c.dim, { step: b.step, x: b.x, weight: lw.rmsFfn, out: b.xb }),
-      await matmul(`l${l}.w13`, c.dim, 2 * c.hiddenDim, false, b.xb, lw.w13, b.hb),
-      await k.swiglu(`l${l}.swiglu`, c.hiddenDim, { step: b.step, hb: b.hb, out: b.hb2 }),
-      await matmul(`l${l}.w2`, c.hiddenDim, c.dim, true, b.hb2, lw.w2, b.x),
+      k.rmsnorm(`l${l}.rms_att`, c.dim, { step: b.step, x: b.x, weight: lw.rmsAtt, out: b.xb }),
+      matmul(`l${l}.qkv`, c.dim, c.dim + 2 * dims.kvDim, false, b.xb, lw.wqkv, b.qkv),
+      k.ropeKv(`l${l}.rope_kv`, dims, { ...step, qkv: b.qkv, rope: w.rope, ...cache }),
+      k.attention(`l${l}.attention`, dims, { ...step, qkv: b.qkv, ...cache, out: b.att }),
+      matmul(`l${l}.wo`, c.dim, c.dim, true, b.att, lw.wo, b.x),
+      k.rmsnorm(`l${l}.rms_ffn`, c.dim, { step: b.step, x: b.x, weight: lw.rmsFfn, out: b.xb }),
+      matmul(`l${l}.w13`, c.dim, 2 * c.hiddenDim, false, b.xb, lw.w13, b.hb),
+      k.swiglu(`l${l}.swiglu`, c.hiddenDim, { step: b.step, hb: b.hb, out: b.hb2 }),
+      matmul(`l${l}.w2`, c.hiddenDim, c.dim, true, b.hb2, lw.w2, b.x),
     );
   }
-  calls.push(await k.rmsnorm('rms_final', c.dim, { step: b.step, x: b.x, weight: w.rmsFinal, out: b.hidden }));
+  calls.push(k.rmsnorm('rms_final', c.dim, { step: b.step, x: b.x, weight: w.rmsFinal, out: b.hidden }));
   return calls;
 }
