@@ -40,7 +40,15 @@ export class GpuContext {
     device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
+    // Validation errors outside an error scope would otherwise only reach the console.
+    device.addEventListener?.('uncapturederror', (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      if (this.uncapturedErrors.length < 100) this.uncapturedErrors.push(message);
+    });
   }
+
+  /** GPU errors no error scope caught (a bug if ever non-empty); tests assert it stays empty. */
+  readonly uncapturedErrors: string[] = [];
 
   get lost(): boolean {
     return this.lostReason !== null;

@@ -4,6 +4,7 @@
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import kvCacheWgsl from '../../shaders/kv_cache.wgsl?raw';
 import lmHeadStatsWgsl from '../../shaders/lm_head_stats.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import ropeKvWgsl from '../../shaders/rope_kv.wgsl?raw';
@@ -27,8 +28,17 @@ const LM_GROUPS = 16;
 /** Partials the fused LM head writes per stats row (one per invocation). */
 export const LM_PARTIALS_PER_ROW = LM_WG * LM_GROUPS;
 export const LM_PARTIAL_BYTES = 32;
+/** Destination rows one kv_fork launch can take (the Fork uniform's array). */
+export const MAX_FORK_ROWS = 64;
+export const FORK_UNIFORM_BYTES = 16 + 4 * MAX_FORK_ROWS;
 
 const MATMUL_WG = 32;
+
+/** Shape of one kv_fork launch: positions copied, destination rows. */
+export interface ForkShape {
+  positions: number;
+  destinations: number;
+}
 
 export interface StepBindings {
   step: GPUBuffer; // uniform Step
@@ -41,12 +51,12 @@ export class Kernels {
     this.pipelines = pipelines ?? new PipelineCache(ctx);
   }
 
-  private async call(
+  private async call<S = StepShape>(
     label: string,
     spec: { name: string; code: string; entryPoint?: string; constants: Record<string, number> },
     buffers: (GPUBuffer | null)[],
-    grid: KernelCall['grid'],
-  ): Promise<KernelCall> {
+    grid: KernelCall<S>['grid'],
+  ): Promise<KernelCall<S>> {
     const pipeline = await this.pipelines.get(spec);
     return { label, pipeline, bindGroup: bindGroupFor(this.ctx, pipeline, label, buffers), grid };
   }
@@ -159,6 +169,18 @@ export class Kernels {
   softmax(label: string, cols: number, b: { params: GPUBuffer; logits: GPUBuffer; probs: GPUBuffer }) {
     return this.call(label, { name: 'softmax', code: softmaxWgsl, constants: { COLS: cols } },
       [b.params, b.logits, b.probs], (s) => [s.nTokens, 1, 1]);
+  }
+
+  /**
+   * Copies a KV row's prefix into other rows of the same cache buffer. `params` is the `Fork`
+   * uniform (src_row, length, n_dst, pad, then up to MAX_FORK_ROWS destination rows as u32).
+   */
+  kvFork(label: string, c: { nKvHeads: number; seqLen: number; headSize: number }, b: { params: GPUBuffer; cache: GPUBuffer }) {
+    const head4 = c.headSize / 4;
+    return this.call<ForkShape>(label, {
+      name: 'kv_cache', code: kvCacheWgsl, entryPoint: 'kv_fork',
+      constants: { N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen, HEAD4: head4 },
+    }, [b.params, b.cache], (s) => [ceilDiv(s.positions * head4, 64), c.nKvHeads, s.destinations]);
   }
 
   copy(label: string, b: { src: GPUBuffer; dst: GPUBuffer }, workgroups: number) {

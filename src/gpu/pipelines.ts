@@ -55,12 +55,15 @@ export interface StepShape {
   statsRows: number;
 }
 
-/** One kernel launch of a graph: bound once, dispatched every step with a grid for that step. */
-export interface KernelCall {
+/**
+ * One kernel launch: bound once, dispatched many times with a grid computed from the shape of
+ * that dispatch (a StepShape for the forward graph).
+ */
+export interface KernelCall<S = StepShape> {
   label: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
-  grid: (shape: StepShape) => Grid;
+  grid: (shape: S) => Grid;
 }
 
 /**
@@ -78,7 +81,7 @@ export function bindGroupFor(
 }
 
 /** Records calls into one compute pass; each dispatch is its own synchronisation scope. */
-export function encodeCalls(pass: GPUComputePassEncoder, calls: readonly KernelCall[], shape: StepShape): void {
+export function encodeCalls<S>(pass: GPUComputePassEncoder, calls: readonly KernelCall<S>[], shape: S): void {
   for (const call of calls) {
     const [x, y, z] = call.grid(shape);
     if (x === 0 || y === 0 || z === 0) continue;

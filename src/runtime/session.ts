@@ -87,7 +87,7 @@ export class Session {
       acquired.push(b);
       return b;
     };
-    const kv = await KvCache.create(pool, c, o.rows);
+    const kv = await KvCache.create(pool, kernels, c, o.rows);
     try {
       const buffers: ForwardBuffers = {
         step: await get('step', STEP_UNIFORM_BYTES / 4, 1, UNIFORM),
@@ -197,6 +197,19 @@ export class Session {
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
     this.ctx.device.queue.submit([encoder.finish()]);
     return parseStats(await pending.read(), statsRows, this.topK);
+  }
+
+  /** Copies row `src`'s KV prefix into each row of `dsts` (one submit of GPU copies). */
+  fork(src: number, dsts: readonly number[]): void {
+    this.ctx.assertAlive();
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'kv fork' });
+    this.kv.fork(this.ctx.device.queue, encoder, src, dsts);
+    this.ctx.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Makes `row` the main sequence (row 0): its KV prefix is copied there. */
+  commit(row: number): void {
+    if (row !== 0) this.fork(row, [0]);
   }
 
   /** Bytes mapped back to the CPU so far. */

@@ -10,7 +10,10 @@ describe('stories15M against llama2.c (Node, webgpu package)', () => {
   before(async () => {
     engine = await loadedEngine();
   });
-  after(() => engine.dispose());
+  after(() => {
+    assert.deepEqual(engine.gpu.uncapturedErrors, [], 'no uncaptured GPU errors');
+    engine.dispose();
+  });
 
   for (const golden of goldens()) {
     test(`${golden.name}: greedy tokens, text and per-step stats`, async () => {

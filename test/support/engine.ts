@@ -50,3 +50,20 @@ export async function loadedEngine(): Promise<Engine> {
  * wrong formula, a missed tile or a wrong temperature (errors ≫ 1e-2).
  */
 export const STAT_TOLERANCE = 1e-3;
+
+/** A bare runtime Session on stories15M with `rows` KV rows (below the Engine API). */
+export async function modelSession(rows: number, topK = 8) {
+  const { create } = await import('webgpu');
+  const { acquireGpu } = await import('../../src/gpu/device.ts');
+  const { BufferPool } = await import('../../src/gpu/buffers.ts');
+  const { Kernels } = await import('../../src/gpu/kernels.ts');
+  const { parseCheckpoint } = await import('../../src/model/checkpoint.ts');
+  const { uploadWeights } = await import('../../src/model/weights.ts');
+  const { Session } = await import('../../src/runtime/session.ts');
+  const ctx = await acquireGpu({ gpu: create([]) });
+  const bytes = readFileSync(bundledModel.model);
+  const spec = parseCheckpoint(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const weights = await uploadWeights(ctx, spec);
+  const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows, topK });
+  return { ctx, session, destroy: () => { session.dispose(); weights.destroy(); ctx.device.destroy(); } };
+}
