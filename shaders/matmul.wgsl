@@ -9,6 +9,9 @@ override K4: u32;                   // input features / 4
 override N4: u32;                   // output features / 4
 override ACCUMULATE: bool = false;  // add into y instead of overwriting it
 override WG: u32 = 32;
+// Rows to multiply: all n_tokens rows of the step, or (STATS_ROWS) only the step's stats rows
+// [stats_row_start, +stats_rows) of x, written to y rows 0.. (the LM head over a batch).
+override STATS_ROWS: bool = false;
 
 struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
 
@@ -18,6 +21,9 @@ struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, c
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;
 
 fn half() -> u32 { return (N4 + 1u) / 2u; }
+
+fn row_count() -> u32 { return select(step.n_tokens, step.stats_rows, STATS_ROWS); }
+fn x_row(t: u32) -> u32 { return select(t, step.stats_row_start + t, STATS_ROWS); }
 
 fn store(t: u32, n4: u32, value: vec4<f32>) {
   if (n4 >= N4) { return; }
@@ -36,12 +42,13 @@ fn second(n4: u32) -> u32 { return min(n4 + half(), N4 - 1u); }
 fn gemv(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = gid.x;
   let t = gid.y;
-  if (n4 >= half() || t >= step.n_tokens) { return; }
+  if (n4 >= half() || t >= row_count()) { return; }
   let m4 = second(n4);
+  let xb = x_row(t) * K4;
   var a = vec4<f32>(0.0);
   var b = vec4<f32>(0.0);
   for (var k4 = 0u; k4 < K4; k4++) {
-    let xv = x[t * K4 + k4];
+    let xv = x[xb + k4];
     let r = 4u * k4 * N4;
     a += xv.x * w[r + n4];
     b += xv.x * w[r + m4];
@@ -62,14 +69,14 @@ fn gemv(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = gid.x;
   let t0 = gid.y * 4u;
-  let n = step.n_tokens;
+  let n = row_count();
   if (n4 >= half() || t0 >= n) { return; }
   let m4 = second(n4);
   // Rows past the end re-read row t0 (always valid) and are not stored.
-  let x0 = t0 * K4;
-  let x1 = select(t0, t0 + 1u, t0 + 1u < n) * K4;
-  let x2 = select(t0, t0 + 2u, t0 + 2u < n) * K4;
-  let x3 = select(t0, t0 + 3u, t0 + 3u < n) * K4;
+  let x0 = x_row(t0) * K4;
+  let x1 = x_row(select(t0, t0 + 1u, t0 + 1u < n)) * K4;
+  let x2 = x_row(select(t0, t0 + 2u, t0 + 2u < n)) * K4;
+  let x3 = x_row(select(t0, t0 + 3u, t0 + 3u < n)) * K4;
   var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
   var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
   for (var k4 = 0u; k4 < K4; k4++) {

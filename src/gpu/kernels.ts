@@ -11,6 +11,8 @@ import ropeKvWgsl from '../../shaders/rope_kv.wgsl?raw';
 import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import softmaxWgsl from '../../shaders/softmax.wgsl?raw';
 import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
+import xentWgsl from '../../shaders/xent.wgsl?raw';
+import { InvalidArgumentError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
 import { type KernelCall, type StepShape, PipelineCache, bindGroupFor, ceilDiv } from './pipelines.ts';
 
@@ -73,22 +75,27 @@ export class Kernels {
 
   /**
    * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
-   * k must be a multiple of 4 (checkpoints are validated for it).
+   * k must be a multiple of 4 (checkpoints are validated for it). `statsRowsOnly` multiplies only
+   * the step's stats rows of x (into y rows 0..), for the LM head over a batch.
    * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
    */
   matmul(
     label: string,
-    shape: { k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4 },
+    shape: { k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4; statsRowsOnly?: boolean },
     b: { step: GPUBuffer; x: GPUBuffer; w: GPUBuffer; y: GPUBuffer },
   ) {
     const n4 = ceilDiv(shape.n, 4);
     const gemm = shape.rowsPerInvocation === 4;
+    const statsRows = shape.statsRowsOnly ?? false;
     // Each invocation computes two output vec4s (matmul.wgsl).
     const groups = ceilDiv(ceilDiv(n4, 2), MATMUL_WG);
     return this.call(label, {
       name: 'matmul', code: matmulWgsl, entryPoint: gemm ? 'gemm' : 'gemv',
-      constants: { K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG },
-    }, [b.step, b.x, b.w, b.y], (s) => [groups, gemm ? ceilDiv(s.nTokens, 4) : s.nTokens, 1]);
+      constants: { K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG, STATS_ROWS: statsRows ? 1 : 0 },
+    }, [b.step, b.x, b.w, b.y], (s) => {
+      const rows = statsRows ? s.statsRows : s.nTokens;
+      return [groups, gemm ? ceilDiv(rows, 4) : rows, 1];
+    });
   }
 
   ropeKv(
@@ -186,6 +193,92 @@ export class Kernels {
   copy(label: string, b: { src: GPUBuffer; dst: GPUBuffer }, workgroups: number) {
     return this.call(label, { name: 'copy', code: copyWgsl, constants: { WG: 64 } }, [b.src, b.dst], () => [workgroups, 1, 1]);
   }
+
+  private xentSpec(entryPoint: string, c: { dim: number; vocab: number }) {
+    if (c.dim % 4 !== 0) throw new InvalidArgumentError(`xent: dim must be a multiple of 4, got ${c.dim}`);
+    return {
+      name: 'xent', code: xentWgsl, entryPoint,
+      constants: { DIM: c.dim, V4: ceilDiv(c.vocab, 4), VOCAB: c.vocab, XW: XENT_WG, XGROUPS: XENT_GROUPS },
+    };
+  }
+
+  /**
+   * SRGen's fused log-sum-exp cross-entropy, forward (xent.wgsl: forward, merge, loss): for
+   * x_t = h_t + δ and z_t = W·x_t, writes `stats` (XENT_STATS_BYTES(T)): record 0 = (loss, CE,
+   * entropy of softmax(z_{T−1}/T_s), its LSE), record 1 + t = (LSE_t, z_t[y_t], LSE_t − z_t[y_t], 0).
+   * `params` is the 16-byte uniform of `xentParams`; `hidden` [T][dim], `delta` [dim], `wcls` the
+   * transposed classifier of model/weights.ts, `targets` u32 [T−1] with y_t = x_{t+1} (at least
+   * 4 bytes when T = 1), `partials` xentPartialsBytes(dim, T) of scratch. The T×V logits are never stored.
+   */
+  async xentForward(
+    label: string,
+    c: { dim: number; vocab: number },
+    b: { params: GPUBuffer; hidden: GPUBuffer; delta: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer; partials: GPUBuffer; stats: GPUBuffer },
+  ): Promise<KernelCall<XentShape>[]> {
+    return Promise.all([
+      this.call<XentShape>(`${label}.forward`, this.xentSpec('forward', c),
+        [b.params, b.hidden, b.delta, b.wcls, b.targets, b.partials], () => [XENT_GROUPS, 1, 1]),
+      this.call<XentShape>(`${label}.merge`, this.xentSpec('merge', c),
+        [b.params, null, null, null, null, b.partials, b.stats], (s) => [xentRows(s) + 1, 1, 1]),
+      this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
+        [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
+    ]);
+  }
+
+  /**
+   * The gradient dloss/dδ = Wᵀ[(1−λ)/(T−1)·Σ_{t<T−1}(p_t − onehot(y_t)) + λ·g] into `grad` [dim]
+   * (xent.wgsl: backward, reduce). Reads the LSEs the forward left in `stats` (run xentForward
+   * with the same inputs first, in the same or an earlier pass); `partials` may be the forward's.
+   */
+  async xentBackward(
+    label: string,
+    c: { dim: number; vocab: number },
+    b: {
+      params: GPUBuffer; hidden: GPUBuffer; delta: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
+      partials: GPUBuffer; stats: GPUBuffer; grad: GPUBuffer;
+    },
+  ): Promise<KernelCall<XentShape>[]> {
+    return Promise.all([
+      this.call<XentShape>(`${label}.backward`, this.xentSpec('backward', c),
+        [b.params, b.hidden, b.delta, b.wcls, b.targets, b.partials, b.stats], () => [XENT_GROUPS, 1, 1]),
+      this.call<XentShape>(`${label}.reduce`, this.xentSpec('reduce', c),
+        [null, null, null, null, null, b.partials, null, b.grad], () => [c.dim / 4, 1, 1]),
+    ]);
+  }
 }
 
 export type { StepShape };
+
+/** Shape of one xent launch: T, the positions (hidden rows) of the context, ≥ 1. */
+export interface XentShape {
+  positions: number;
+}
+
+const XENT_WG = 64;
+const XENT_GROUPS = 16;
+/** Invocations of xent's forward and backward, each owning vocabulary columns (partials per row). */
+export const XENT_INVOCATIONS = XENT_WG * XENT_GROUPS;
+/** Bytes of xent's `Params` uniform. */
+export const XENT_PARAMS_BYTES = 16;
+/** Bytes of xent's stats records for T positions: the summary, then one per position. */
+export const XENT_STATS_BYTES = (positions: number) => 16 * (positions + 1);
+/** Bytes of xent's scratch partials: (T+1) rows of forward partials, or the backward's dδ partials. */
+export const xentPartialsBytes = (dim: number, positions: number) =>
+  16 * XENT_INVOCATIONS * Math.max(positions + 1, dim / 4);
+
+/** The `Params` uniform of xent.wgsl: T, λ, and 1/T_s of the entropy term. */
+export function xentParams(positions: number, lambda: number, temperature: number): ArrayBuffer {
+  const bytes = new ArrayBuffer(XENT_PARAMS_BYTES);
+  const v = new DataView(bytes);
+  v.setUint32(0, positions, true);
+  v.setFloat32(4, lambda, true);
+  v.setFloat32(8, 1 / temperature, true);
+  return bytes;
+}
+
+function xentRows(s: XentShape): number {
+  if (!Number.isInteger(s.positions) || s.positions < 1) {
+    throw new InvalidArgumentError(`xent needs at least one position, got ${s.positions}`);
+  }
+  return s.positions;
+}

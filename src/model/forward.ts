@@ -29,6 +29,7 @@ export interface ForwardBuffers {
   partials: GPUBuffer;
   partialTopK: GPUBuffer;
   stats: GPUBuffer; // StepStats records [statsRows]
+  logits: GPUBuffer; // [statsRows][vocab], only for the batched head
 }
 
 export interface ForwardGraph {
@@ -36,8 +37,14 @@ export interface ForwardGraph {
   decode: KernelCall[];
   /** The same for many-token steps (GEMM matmuls). */
   prefill: KernelCall[];
-  /** The fused LM head + statistics over the stats rows of `hidden`. */
+  /** One stats row: the fused LM head + statistics, logits in registers. */
   head: KernelCall[];
+  /**
+   * Several stats rows (a batch, or scoring): a GEMM over the classifier reads its weights once
+   * per four rows into a small logits buffer, then the same statistics over that buffer. The
+   * fused head would read the 37 MB classifier once per row.
+   */
+  batchedHead: KernelCall[];
 }
 
 export async function buildForward(
@@ -45,15 +52,16 @@ export async function buildForward(
 ): Promise<ForwardGraph> {
   const c = weights.config;
   // All pipelines compile concurrently: compilation dominates load time on SwiftShader.
-  const [decode, prefill, head] = await Promise.all([
+  const stats = { step: b.step, tokens: b.tokens, partials: b.partials, partialTopK: b.partialTopK, stats: b.stats };
+  const [decode, prefill, head, logits, logitsStats] = await Promise.all([
     Promise.all(body(kernels, c, weights, b, 1)),
     Promise.all(body(kernels, c, weights, b, 4)),
-    kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, {
-      step: b.step, tokens: b.tokens, hidden: b.hidden, wcls: weights.classifier,
-      partials: b.partials, partialTopK: b.partialTopK, stats: b.stats,
-    }),
+    kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, { ...stats, hidden: b.hidden, wcls: weights.classifier }),
+    kernels.matmul('lm_head.logits', { k: c.dim, n: c.vocabSize, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true },
+      { step: b.step, x: b.hidden, w: weights.classifier, y: b.logits }),
+    kernels.logitsStats('lm_head.stats', { vocab: c.vocabSize, topK }, { ...stats, logits: b.logits }),
   ]);
-  return { decode, prefill, head };
+  return { decode, prefill, head, batchedHead: [logits, ...logitsStats] };
 }
 
 function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4): Promise<KernelCall>[] {

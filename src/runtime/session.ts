@@ -104,6 +104,7 @@ export class Session {
         partials: await get('lm_partials', (LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4, o.maxStatsRows),
         partialTopK: await get('lm_partial_topk', LM_PARTIALS_PER_ROW * 2 * o.topK, o.maxStatsRows),
         stats: await get('stats', statsRecordBytes(o.topK) / 4, o.maxStatsRows),
+        logits: await get('logits', Math.ceil(c.vocabSize / 4) * 4, o.maxStatsRows),
       };
       const graph = await buildForward(kernels, weights, buffers, o.topK);
       return new Session(ctx, pool, weights, buffers, graph, kv, o);
@@ -191,7 +192,7 @@ export class Session {
     const pass = encoder.beginComputePass({ label: 'forward' });
     const shape = { nTokens, statsRows };
     encodeCalls(pass, body, shape);
-    encodeCalls(pass, this.graph.head, shape);
+    encodeCalls(pass, statsRows === 1 ? this.graph.head : this.graph.batchedHead, shape);
     pass.end();
     const bytes = statsRows * statsRecordBytes(this.topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
@@ -223,7 +224,7 @@ export class Session {
 
   dispose(): void {
     const b = this.buffers;
-    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.partials, b.partialTopK, b.stats].forEach((x) => this.pool.release(x));
+    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.partials, b.partialTopK, b.stats, b.logits].forEach((x) => this.pool.release(x));
     this.kv.release(this.pool);
     this.readback.destroy();
   }
