@@ -76,6 +76,7 @@ export class Kernels {
   /**
    * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
    * k must be a multiple of 4 (checkpoints are validated for it). `statsRowsOnly` multiplies only
+   * the step's stats rows of x (into y rows 0..), for the LM head over a batch. `statsRowsOnly` multiplies only
    * the step's stats rows of x (into y rows 0..), for the LM head over a batch.
    * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
    */
