@@ -111,9 +111,11 @@ fn pcg(v: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
+// 23 bits: (bits + 1/2) / 2^23 is exact in f32 and strictly inside (0, 1). (With 24 bits the
+// largest value rounds to 1.0, and −log(−log 1) = +∞ would pick that token whatever its logit.)
 fn uniform01(slot: TokenSlot, id: u32) -> f32 {
   let h = pcg(id ^ pcg(step.counter ^ pcg(slot.pos ^ pcg(slot.row ^ pcg(step.seed)))));
-  return (f32(h >> 8u) + 0.5) / 16777216.0;
+  return (f32(h >> 9u) + 0.5) / 8388608.0;
 }
 
 // Folds one logit into the invocation's running partial and top-K.
@@ -189,7 +191,9 @@ fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 var<workgroup> wg_partials: array<Partial, MERGE_WG>;
-var<workgroup> wg_topk: array<vec2<u32>, MERGE_WG * MAX_K>;
+// Sized by TOP_K, not MAX_K: Dawn zero-fills workgroup memory, and a 16 KB array made this
+// pipeline take seconds to compile on SwiftShader.
+var<workgroup> wg_topk: array<vec2<u32>, MERGE_WG * TOP_K>;
 
 @compute @workgroup_size(MERGE_WG)
 fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -24,23 +24,13 @@ export function rngBits(seed: number, row: number, pos: number, counter: number,
 }
 
 /** 2^24: the uniform keeps the top 24 bits of the hash, as many as a float32 mantissa holds. */
-const UNIFORM_STEPS = 16777216;
+const UNIFORM_STEPS = 8388608; // 2^23
 
 /**
- * A uniform in the open interval (0, 1): ((bits >>> 8) + 1/2) / 2^24, in float64, so it lies in
- * [2^-25, 1 − 2^-25] and never reaches 0 or 1 (−log u and −log(1 − u) are always finite). This is
- * the value the shader means to draw; `uniform01F32` is the one it actually computes.
+ * A uniform in the open interval (0, 1): ((bits >>> 9) + 1/2) / 2^23, exactly the shader's
+ * float32 value (23 bits plus a half fit a float32 mantissa), in [2^-24, 1 − 2^-24]: −log u and
+ * −log(1 − u) are always finite.
  */
 export function uniform01(seed: number, row: number, pos: number, counter: number, index: number): number {
-  return ((rngBits(seed, row, pos, counter, index) >>> 8) + 0.5) / UNIFORM_STEPS;
-}
-
-/**
- * The shader's uniform bit for bit: it adds the 1/2 in float32, which rounds to even once
- * bits >>> 8 ≥ 2^23, and gives exactly 1.0 when bits >>> 8 = 2^24 − 1 (a shader bug: the
- * Gumbel key −log(−log 1) is +∞ there). Use it to compare with GPU output; sample with `uniform01`.
- */
-export function uniform01F32(seed: number, row: number, pos: number, counter: number, index: number): number {
-  // The float64 sum is exact, so rounding it to float32 is the float32 addition.
-  return Math.fround((rngBits(seed, row, pos, counter, index) >>> 8) + 0.5) / UNIFORM_STEPS;
+  return ((rngBits(seed, row, pos, counter, index) >>> 9) + 0.5) / UNIFORM_STEPS;
 }

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, statsRecordWords } from '../../src/gpu/kernels.ts';
 import type { KernelCall } from '../../src/gpu/pipelines.ts';
+import { rngBits, uniform01 } from '../../src/decode/rng.ts';
 import { transposeConcat } from '../../src/model/weights.ts';
 import { type StepStats, parseStats } from '../../src/runtime/stats.ts';
 import {
@@ -86,22 +87,7 @@ async function runLogitsStats(vocab: number, logits: Float32Array, slots: readon
 }
 
 // ---------------------------------------------------------------------------------------------
-// The shader's counter-based RNG, mirrored (lm_head_stats.wgsl `pcg`, `uniform01`)
-
-function pcg(v: number): number {
-  const state = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
-  const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;
-  return ((word >>> 22) ^ word) >>> 0;
-}
-
-function rngBits(seed: number, row: number, pos: number, counter: number, id: number): number {
-  return pcg(id ^ pcg(counter ^ pcg(pos ^ pcg(row ^ pcg(seed)))));
-}
-
-/** The uniform in (0, 1) the shader means to draw: (h >> 8 + 1/2) / 2^24, in float64. */
-function uniform01(seed: number, row: number, pos: number, counter: number, id: number): number {
-  return ((rngBits(seed, row, pos, counter, id) >>> 8) + 0.5) / 16777216;
-}
+// The shader's counter-based RNG is mirrored in src/decode/rng.ts (checked bit for bit there).
 
 // ---------------------------------------------------------------------------------------------
 // Checking a StepStats record
@@ -454,19 +440,20 @@ describe('Gumbel-max sampling', () => {
   });
 
   test('temperature → 0 (inv 1e4) samples the argmax', async () => {
-    // Logit gaps here are ≥ 0.25, ×1e4 = 2500 ≫ the spread of the Gumbel noise (u ∈ [2^-25, 1):
-    // −log(−log u) ∈ [−2.9, 17.4], leaving aside u = 1.0, the bug below), so the key order is the
+    // Logit gaps here are ≥ 0.25, ×1e4 = 2500 ≫ the spread of the Gumbel noise (u ∈ [2^-24, 1 − 2^-24]:
+    // −log(−log u) ∈ [−2.9, 16.6]), so the key order is the
     // logit order.
     const ids = await sampleIds({ seed: 11, counter: 2, invSampleTemp: 1e4 });
     assert.deepEqual(ids, new Array(rows).fill(4));
   });
 
-  test('a uniform that rounds to 1.0 does not override the logits', { todo: 'bug: uniform01 in lm_head_stats.wgsl returns exactly 1.0 when h >> 8 = 0xFFFFFF (f32(16777215) + 0.5 rounds to 16777216), so −log(−log u) = +∞ and that id is sampled whatever its logit; probability 2^-24 per id per draw (≈0.2% of draws at vocab 32000)' }, async () => {
-    // Found by a CPU search over positions with the mirrored hash: at seed 12345, KV row 0,
-    // counter 0, pos 1031323, id 1 draws h >> 8 = 0xFFFFFF.
+  test('the largest uniform stays below 1 and does not override the logits', async () => {
+    // At seed 12345, KV row 0, counter 0, pos 1031323, id 1 draws the largest hash value: with the
+    // old 24-bit uniform it rounded to exactly 1.0 in float32 and its Gumbel key was +∞. Now
+    // u = 1 − 2^-24 and the key is −30 + 16.6, below every other id's key (≥ −2.8).
     const key = { seed: 12345, row: 0, pos: 1031323, counter: 0 };
-    assert.equal(rngBits(key.seed, key.row, key.pos, key.counter, 1) >>> 8, 0xffffff);
-    assert.equal(Math.fround(0xffffff + 0.5), 16777216, 'float32 rounding of (h >> 8) + 0.5');
+    assert.equal(rngBits(key.seed, key.row, key.pos, key.counter, 1) >>> 9, 0x7fffff);
+    assert.equal(uniform01(key.seed, key.row, key.pos, key.counter, 1), 1 - 2 ** -24);
     const z = new Float32Array([0, -30, 0, 0, 0, 0, 0, 0]); // p(1) ≈ e^-30 / 7 ≈ 1e-14
     const { stats } = await runLogitsStats(8, z, [{ id: 0, ...key }], { nTokens: 1, statsRows: 1, seed: key.seed, counter: key.counter, invSampleTemp: 1 }, 1);
     assert.notEqual(stats[0].sampled, 1, `sampled id 1 with probability ≈ 1e-14`);

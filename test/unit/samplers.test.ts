@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create } from 'webgpu';
-import { pcgHash, rngBits, uniform01, uniform01F32 } from '../../src/decode/rng.ts';
+import { pcgHash, rngBits, uniform01 } from '../../src/decode/rng.ts';
 import {
   CPU_DRAW_INDEX, type Distribution, type SamplerOptions, type StageResult, applyMinP, applyRepetitionPenalty,
   applyTopH, applyTopK, applyTopP, applyTypical, candidateProbabilities, closedDistribution, createSampler, drawIndex,
@@ -500,21 +500,20 @@ describe('RNG: the CPU mirror of the shader\'s PCG hash', () => {
     assert.equal(rngBits(0, 0, 0, 0, 0), 920646579);
     assert.equal(rngBits(2024, 0, 7, 0, 100), 2951258562);
     assert.equal(rngBits(12345, 3, 17, 2, 31999), 166915352);
-    assert.equal(uniform01(2024, 0, 7, 0, 100), (11528353 + 0.5) / 2 ** 24);
-    assert.equal(uniform01(12345, 3, 17, 2, 31999), 0.038863033056259155);
+    assert.equal(uniform01(2024, 0, 7, 0, 100), (Math.floor(11528353 / 2) + 0.5) / 2 ** 23); // 2951258562 >>> 9
+    assert.equal(uniform01(12345, 3, 17, 2, 31999), (Math.floor(166915352 / 512) + 0.5) / 2 ** 23);
   });
 
-  test('uniform01 stays inside (0, 1); the shader\'s float32 version reaches 1.0 (known shader bug)', () => {
-    const top = [12345, 0, 1031323, 0, 1] as const; // bits >>> 8 = 2^24 − 1
-    assert.equal(rngBits(...top) >>> 8, 0xffffff);
-    assert.equal(uniform01(...top), 1 - 2 ** -25);
-    assert.equal(uniform01F32(...top), 1);
+  test('uniform01 stays inside (0, 1) and is exact in float32 (the shader computes the same value)', () => {
+    const top = [12345, 0, 1031323, 0, 1] as const; // bits >>> 9 = 2^23 − 1
+    assert.equal(rngBits(...top) >>> 9, 0x7fffff);
+    assert.equal(uniform01(...top), 1 - 2 ** -24);
     const rng = mulberry32(3);
     for (let i = 0; i < 10000; i++) {
       const key = [0, 0, 0, 0, 0].map(() => Math.floor(rng() * 2 ** 32)) as [number, number, number, number, number];
       const u = uniform01(...key);
       assert.ok(u > 0 && u < 1);
-      assert.ok(Math.abs(uniform01F32(...key) - u) <= 2 ** -25, 'float32 rounding moves it by at most half a step');
+      assert.equal(Math.fround(u), u, 'representable in float32');
     }
   });
 
@@ -662,7 +661,7 @@ describe('on the GPU', () => {
     keys.forEach((key, i) => {
       const [seed, row, pos, counter, id] = key;
       assert.equal(out[2 * i], pcgHash(id), `pcg(${id})`);
-      assert.equal(f32[2 * i + 1], uniform01F32(seed, row, pos, counter, id), `uniform01 of key ${key}`);
+      assert.equal(f32[2 * i + 1], uniform01(seed, row, pos, counter, id), `uniform01 of key ${key}`);
     });
     keyBuf.destroy();
     outBuf.destroy();
