@@ -23,8 +23,8 @@ export function rngBits(seed: number, row: number, pos: number, counter: number,
   return pcgHash(index ^ pcgHash(counter ^ pcgHash(pos ^ pcgHash(row ^ pcgHash(seed)))));
 }
 
-/** 2^24: the uniform keeps the top 24 bits of the hash, as many as a float32 mantissa holds. */
-const UNIFORM_STEPS = 8388608; // 2^23
+/** Steps of the uniform: the top 23 bits of the hash, so (bits + 1/2) / 2^23 is exact in float32. */
+const UNIFORM_STEPS = 8388608;
 
 /**
  * A uniform in the open interval (0, 1): ((bits >>> 9) + 1/2) / 2^23, exactly the shader's
