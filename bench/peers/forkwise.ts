@@ -1,0 +1,156 @@
+// The forkwise side of the end-to-end benchmark (bench/run.ts): the public API (src/index.ts) on
+// navigator.gpu in the page, with the stories15M checkpoint and tokenizer served by Vite from
+// public/models. Same protocol as the llama2.c peer (bench/peers/llama2c.ts):
+//
+// Positions follow run.c's `steps`: positions 0..steps-1 are forwarded, BOS and the prompt
+// included. Prefill forwards the P = BOS + prompt positions and yields the first generated token;
+// every further token costs one forward, so at most steps − P + 1 tokens are generated
+// (maxTokens below); the engine also stops at its context (256) and — always — on BOS, like run.c.
+//
+// Phases and counts, matched to the llama2.c peer:
+//  ttft    = page wall clock from generate() to the first generated step in hand (prompt encoding,
+//            the prefill forward of P positions on the GPU, the fused LM head and the ~88-byte
+//            StepStats readback included).
+//  prefill = the engine's own prefill time (timing.prefillMs); prefillTokens = P.
+//  decode  = the engine's decode time (timing.decodeMs: every forward after the first token,
+//            the one that produced the final BOS included); decodeTokens = those forwards, so a
+//            final BOS counts, as for the peer. (The engine's own timing.decodeTokens leaves that
+//            last forward out; it is reported alongside as `engine`.)
+//  readback bytes per step = bytes mapped back from the GPU over the whole generation divided by
+//            the forwards (prefill counts as one step), from timing.readbackBytesPerStep.
+//  load    = createEngine() (adapter + device) + loadModel() (fetch, parse, upload, compile).
+import type { AdapterDescription, Engine, GenerationResult, ModelInfo } from '../../src/index.ts';
+import { createEngine } from '../../src/index.ts';
+
+export interface ForkwiseParams {
+  prompt: string;
+  /** Positions to forward, run.c style (BOS + prompt + generated ≤ steps). */
+  steps: number;
+  temperature?: 0;
+  /** Must be true: the engine's generate() always stops on BOS. */
+  stopAtBos?: boolean;
+}
+
+export interface ForkwiseLoad {
+  loadMs: number;
+  engineLoadMs: number;
+  acquireMs: number;
+  adapter: AdapterDescription;
+  deviceFeatures: string[];
+  gpuBytes: number;
+  parameterCount: number;
+  config: ModelInfo['config'];
+}
+
+export interface ForkwiseRun {
+  text: string;
+  /** Generated token ids (a final BOS excluded). */
+  tokens: number[];
+  promptTokens: number[];
+  finish: GenerationResult['finish'];
+  stoppedOnBos: boolean;
+  ttftMs: number;
+  prefillMs: number;
+  prefillTokens: number;
+  prefillTokPerSec: number;
+  decodeMs: number;
+  decodeTokens: number;
+  decodeTokPerSec: number;
+  totalMs: number;
+  readbackBytesPerStep: number;
+  readbackBytesTotal: number;
+  gpuBytes: number;
+  /** The engine's GenerationTiming as it reported it. */
+  engine: GenerationResult['timing'];
+}
+
+let engine: Engine | null = null;
+let loaded: Promise<ForkwiseLoad> | null = null;
+
+/** Creates the engine on navigator.gpu and loads stories15M once per page. */
+export function loadForkwise(): Promise<ForkwiseLoad> {
+  loaded ??= (async () => {
+    const t0 = performance.now();
+    const e = await createEngine();
+    const t1 = performance.now();
+    const info = await e.loadModel({ model: '/models/stories15M.bin', tokenizer: '/models/tokenizer.bin' });
+    const t2 = performance.now();
+    engine = e;
+    return {
+      loadMs: t2 - t0,
+      engineLoadMs: info.loadMs,
+      acquireMs: t1 - t0,
+      adapter: e.adapter,
+      deviceFeatures: [...e.gpu.device.features].map(String).sort(),
+      gpuBytes: info.gpuBytes,
+      parameterCount: info.parameterCount,
+      config: info.config,
+    };
+  })();
+  loaded.catch(() => (loaded = null));
+  return loaded;
+}
+
+/** Greedy generation with forkwise, timed by phase (see the header). */
+export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> {
+  const { prompt, temperature = 0, stopAtBos = true } = params;
+  if (temperature !== 0) throw new Error('the forkwise bench runner runs greedy decoding only (temperature 0)');
+  if (!stopAtBos) throw new Error("forkwise's generate() always stops on BOS: stopAtBos false is not supported");
+  await loadForkwise();
+  const e = engine!;
+  const seqLen = e.model!.config.seqLen;
+  const steps = Math.min(params.steps, seqLen);
+  const promptTokens = e.tokenizer.encode(prompt, { bos: true });
+  const p = promptTokens.length;
+  if (p > steps) throw new Error(`prompt has ${p - 1} tokens + BOS, more than steps = ${steps}`);
+  const maxTokens = steps - p + 1;
+
+  const t0 = performance.now();
+  const generation = e.generate(prompt, { decoder: 'greedy', maxTokens, topK: 0 });
+  let ttftMs = 0;
+  for await (const step of generation) {
+    if (step.index === 0) ttftMs = performance.now() - t0;
+  }
+  const r = await generation.result;
+  const totalMs = performance.now() - t0;
+
+  const tokens = r.tokens.slice(r.promptTokenCount);
+  const stoppedOnBos = r.finish === 'bos';
+  // Forwards after the first token: one per generated token after the first, plus the final BOS.
+  const decodeTokens = Math.max(0, tokens.length - 1) + (stoppedOnBos && tokens.length > 0 ? 1 : 0);
+  // The engine divides by its own decodeTokens + 1; undo that to get the total, then divide by
+  // the steps actually run (prefill + decode forwards).
+  const readbackBytesTotal = r.timing.readbackBytesPerStep * (r.timing.decodeTokens + 1);
+  return {
+    text: r.text,
+    tokens,
+    promptTokens: r.tokens.slice(0, r.promptTokenCount),
+    finish: r.finish,
+    stoppedOnBos,
+    ttftMs,
+    prefillMs: r.timing.prefillMs,
+    prefillTokens: r.timing.prefillTokens,
+    prefillTokPerSec: r.timing.prefillTokens / (r.timing.prefillMs / 1000),
+    decodeMs: r.timing.decodeMs,
+    decodeTokens,
+    decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (r.timing.decodeMs / 1000) : 0,
+    totalMs,
+    readbackBytesPerStep: readbackBytesTotal / (1 + decodeTokens),
+    readbackBytesTotal,
+    gpuBytes: e.model!.gpuBytes,
+    engine: r.timing,
+  };
+}
+
+declare global {
+  interface Window {
+    runForkwise: typeof runForkwise;
+    loadForkwise: typeof loadForkwise;
+  }
+}
+
+/** Puts runForkwise / loadForkwise on window for Playwright. */
+export function exposeForkwise(): void {
+  window.runForkwise = runForkwise;
+  window.loadForkwise = loadForkwise;
+}
