@@ -95,6 +95,7 @@ export interface GenerationTiming {
   prefillMs: number;
   prefillTokens: number;
   decodeMs: number;
+  /** Decode forwards (one per token after the first, plus one that produced a final BOS). */
   decodeTokens: number;
   prefillTokPerSec: number;
   decodeTokPerSec: number;
@@ -327,6 +328,7 @@ export class Engine {
     let [stats] = await session.step(tokens.map((id, pos) => ({ id, pos, row: 0 })), 1, plan.chooser.sampling);
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
+    let decodeSteps = 0; // forwards after prefill, including one whose token was BOS
     let finish: FinishReason = 'max_tokens';
     for (;;) {
       const pos = tokens.length - 1;
@@ -348,9 +350,8 @@ export class Engine {
       const ts = performance.now();
       [stats] = await session.step([{ id: next, pos: pos + 1, row: 0 }], 1, plan.chooser.sampling);
       decodeMs += performance.now() - ts;
+      decodeSteps++;
     }
-    const decodeTokens = Math.max(0, steps.length - 1);
-    const stepsRun = decodeTokens + 1;
     const completion = steps.map((s) => s.text).join('') + text.flush();
     return {
       prompt: plan.prompt,
@@ -365,10 +366,10 @@ export class Engine {
         prefillMs,
         prefillTokens: plan.promptTokens.length,
         decodeMs,
-        decodeTokens,
+        decodeTokens: decodeSteps,
         prefillTokPerSec: plan.promptTokens.length / (prefillMs / 1000),
-        decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (decodeMs / 1000) : 0,
-        readbackBytesPerStep: (session.bytesRead - bytesBefore) / stepsRun,
+        decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
+        readbackBytesPerStep: (session.bytesRead - bytesBefore) / (1 + decodeSteps),
       },
     };
   }
