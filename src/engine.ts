@@ -1,6 +1,9 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
-import { type TokenChooser, greedy, temperatureSampler } from './decode/basic.ts';
+import type { Decoder, DecoderEvent } from './decode/decoder.ts';
+import { CntpDecoder } from './decode/cntp.ts';
+import { SamplingDecoder } from './decode/sampling-decoder.ts';
+import type { SamplerOptions } from './decode/samplers.ts';
 import {
   AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, checkInteger,
 } from './errors.ts';
@@ -10,6 +13,7 @@ import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
 import { type ModelConfig, parseCheckpoint } from './model/checkpoint.ts';
 import { type ByteSource, readSource } from './model/source.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
+import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
 import type { StepStats } from './runtime/stats.ts';
 import { TokenStreamDecoder, Tokenizer } from './tokenizer/tokenizer.ts';
@@ -47,18 +51,43 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export type DecoderName = 'greedy' | 'sample';
+export type DecoderName = 'greedy' | 'sample' | 'cntp';
+
+/** KV rows a session keeps: CNTP's default N_max trials run as that many batched rows. */
+export const DEFAULT_ROWS = 10;
+
+/** CNTP trials end after the first token of each of these (DESIGN §4). */
+const CNTP_STOP_PIECES = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
 
 export interface GenerateOptions {
   /** New tokens to produce at most (default: until BOS or the context is full). */
   maxTokens?: number;
+  /** 'greedy' (argmax, as llama2.c) or 'sample' (the sampler pipeline below). */
   decoder?: DecoderName;
   /** Sampling temperature (decoder 'sample'); default 1. */
   temperature?: number;
-  /** RNG seed (decoder 'sample'); default 0. */
-  seed?: number;
-  /** Candidates reported per step, ≤ the model's topK (default: all of them). */
+  /** Keep the k most probable tokens; 0 (default) = off. */
   topK?: number;
+  /** Nucleus mass in [0, 1]; 1 (default) = off. */
+  topP?: number;
+  /** Keep tokens with p ≥ minP · p_max; 0 (default) = off. */
+  minP?: number;
+  /** Locally typical sampling mass τ in [0, 1]; 1 (default) = off. */
+  typical?: number;
+  /** Top-H entropy-bounded truncation (α, n); off unless given. */
+  topH?: { alpha?: number; n?: number };
+  /** HF repetition penalty θ ≥ 0.01; 1 (default) = off. */
+  repetitionPenalty?: number;
+  /** CNTP: entropy (nats) below which one trial runs; default 0.01. */
+  hLo?: number;
+  /** CNTP: entropy at which maxTrials run; default 1.5. */
+  hHi?: number;
+  /** CNTP: N_max, at most the model's KV rows (default 10). */
+  maxTrials?: number;
+  /** CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
+  trialsInSequence?: boolean;
+  /** RNG seed; default 0. The same seed, prompt and options give the same text everywhere. */
+  seed?: number;
   signal?: AbortSignal;
 }
 
@@ -114,6 +143,8 @@ export interface GenerationResult {
   completion: string;
   finish: FinishReason;
   steps: GenerationStep[];
+  /** What the decoder did besides emitting (CNTP branches, EAD switches, SRGen reflections). */
+  events: DecoderEvent[];
   timing: GenerationTiming;
 }
 
@@ -238,7 +269,7 @@ export class Engine {
       weights = await uploadWeights(this.gpu, spec, (done, total) => report('upload', done, total, 0.8 + (0.1 * done) / total));
       checkAbort(o.signal);
       report('compile', 0, 1, 0.9);
-      const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK });
+      const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK, rows: DEFAULT_ROWS });
       const info: ModelInfo = {
         config: spec.config,
         parameterCount: spec.parameterCount,
@@ -289,14 +320,16 @@ export class Engine {
 
   private plan(model: LoadedModel, prompt: string, o: GenerateOptions) {
     if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
-    const { maxTokens, chooser } = checkGenerateOptions(o);
+    const { maxTokens, decoder } = checkGenerateOptions(o, model.info.config.vocabSize, model.tokenizer);
+    if (decoder instanceof CntpDecoder && decoder.maxTrials > model.session.kv.rows) {
+      throw new InvalidArgumentError(`maxTrials must be at most ${model.session.kv.rows} (the KV rows), got ${decoder.maxTrials}`);
+    }
     const seqLen = model.info.config.seqLen;
     const promptTokens = model.tokenizer.encode(prompt, { bos: true });
     if (promptTokens.length > seqLen) {
       throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens (with BOS); the context holds ${seqLen}`);
     }
-    const topK = checkInteger('topK', o.topK ?? model.session.topK, 0, model.session.topK);
-    return { prompt, promptTokens, maxTokens, chooser, topK, signal: o.signal };
+    return { prompt, promptTokens, maxTokens, decoder, signal: o.signal };
   }
 
   private async *run(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
@@ -315,40 +348,49 @@ export class Engine {
 
   private async *decodeLoop(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
     const { session, tokenizer } = model;
+    const { decoder } = plan;
     const seqLen = model.info.config.seqLen;
+    const runtime = new SessionRuntime(session);
     const tokens = [...plan.promptTokens];
     const text = new TokenStreamDecoder(tokenizer);
     const promptText = tokens.slice(1).map((t, i) => text.push(tokens[i], t)).join('');
     const steps: GenerationStep[] = [];
+    const events: DecoderEvent[] = [];
     const t0 = performance.now();
     const bytesBefore = session.bytesRead;
     session.reset();
 
     checkAbort(plan.signal);
-    let [stats] = await session.step(tokens.map((id, pos) => ({ id, pos, row: 0 })), 1, plan.chooser.sampling);
+    let stats = await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let decodeSteps = 0; // forwards after prefill, including one whose token was BOS
-    let finish: FinishReason = 'max_tokens';
-    for (;;) {
+    let finish: FinishReason | null = null;
+    while (finish === null) {
       const pos = tokens.length - 1;
-      const next = plan.chooser.choose(stats);
-      if (next === tokenizer.bosId) {
-        finish = 'bos';
-        break;
-      }
-      tokens.push(next);
-      const step = this.describeStep(model, steps.length, pos, tokens[pos], next, text.push(tokens[pos], next), stats, plan.topK);
-      steps.push(step);
-      yield step;
-      if (pos + 1 >= seqLen) {
-        finish = 'context';
-        break;
-      }
-      if (steps.length >= plan.maxTokens) break;
-      checkAbort(plan.signal);
+      const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
-      [stats] = await session.step([{ id: next, pos: pos + 1, row: 0 }], 1, plan.chooser.sampling);
+      const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
+      if (emission.event) events.push(emission.event);
+      for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
+        if (next === tokenizer.bosId) {
+          finish = 'bos';
+          break;
+        }
+        const at = tokens.length - 1;
+        tokens.push(next);
+        const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(tokens[at], next), emission.stats[i]);
+        steps.push(step);
+        yield step;
+        if (at + 1 >= seqLen) finish = 'context';
+        else if (steps.length >= plan.maxTokens) finish = 'max_tokens';
+        if (finish) break;
+      }
+      if (finish) break;
+      checkAbort(plan.signal);
+      // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
+      if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
+      stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
       decodeMs += performance.now() - ts;
       decodeSteps++;
     }
@@ -359,8 +401,9 @@ export class Engine {
       promptTokenCount: plan.promptTokens.length,
       text: promptText + completion,
       completion,
-      finish,
+      finish: finish ?? 'max_tokens',
       steps,
+      events,
       timing: {
         ttftMs: steps.length ? prefillMs : 0,
         prefillMs,
@@ -375,12 +418,12 @@ export class Engine {
   }
 
   private describeStep(
-    model: LoadedModel, index: number, pos: number, inputToken: number, tokenId: number, text: string, s: StepStats, topK: number,
+    model: LoadedModel, index: number, pos: number, inputToken: number, tokenId: number, text: string, s: StepStats,
   ): GenerationStep {
     return {
       index, pos, inputToken, tokenId, text,
       lse: s.lse, entropy: s.entropy, varentropy: s.varentropy, maxLogit: s.maxLogit,
-      topK: s.topK.slice(0, topK).map((c) => ({
+      topK: s.topK.slice(0, model.session.topK).map((c) => ({
         id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
       })),
     };
@@ -396,12 +439,27 @@ export class Engine {
  * Validates the model-independent options (callers such as the CLI check them before loading a
  * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
  */
-export function checkGenerateOptions(o: GenerateOptions): { maxTokens: number; chooser: TokenChooser } {
+export function checkGenerateOptions(o: GenerateOptions, vocabSize?: number, tokenizer?: Tokenizer): { maxTokens: number; decoder: Decoder } {
   const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
-  const decoder = o.decoder ?? 'greedy';
-  if (decoder === 'greedy') return { maxTokens, chooser: greedy() };
-  if (decoder === 'sample') return { maxTokens, chooser: temperatureSampler(o.temperature ?? 1, o.seed ?? 0) };
-  throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(decoder)} (expected greedy or sample)`);
+  const name = o.decoder ?? 'greedy';
+  if (name !== 'greedy' && name !== 'sample' && name !== 'cntp') {
+    throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(name)} (expected greedy, sample or cntp)`);
+  }
+  const sampler: SamplerOptions = {
+    temperature: name === 'greedy' ? 0 : o.temperature ?? 1,
+    topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty, vocabSize,
+  };
+  for (const key of Object.keys(sampler) as (keyof SamplerOptions)[]) if (sampler[key] === undefined) delete sampler[key];
+  const seed = o.seed ?? 0;
+  if (name !== 'cntp') return { maxTokens, decoder: new SamplingDecoder({ ...sampler, seed }) };
+  const ids = (pieces: string[]) => pieces.map((p) => tokenizer?.tokenIdOf(p)).filter((id): id is number => id !== undefined);
+  return {
+    maxTokens,
+    decoder: new CntpDecoder({
+      ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
+      stopIds: ids(CNTP_STOP_PIECES), endIds: tokenizer ? [tokenizer.bosId, tokenizer.eosId] : [],
+    }),
+  };
 }
 
 function checkAbort(signal?: AbortSignal): void {

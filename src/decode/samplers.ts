@@ -52,7 +52,6 @@
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import { MAX_TEMPERATURE } from './basic.ts';
 import { uniform01 } from './rng.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -442,6 +441,8 @@ export function applyTopH(d: Distribution, alpha: number, n: number = TOP_H_DEFA
 // ---------------------------------------------------------------------------------------------
 // Options and the pipeline
 
+/** Largest temperature accepted (beyond it every distribution is practically uniform). */
+export const MAX_TEMPERATURE = 100;
 export const TYPICAL_DEFAULT = 0.9;
 export const TOP_H_DEFAULTS = { alpha: 0.4, n: 100 } as const;
 /** Smallest positive temperature: keeps z/T and 1/T finite in float32 on the GPU. */

@@ -76,7 +76,6 @@ export class Kernels {
   /**
    * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
    * k must be a multiple of 4 (checkpoints are validated for it). `statsRowsOnly` multiplies only
-   * the step's stats rows of x (into y rows 0..), for the LM head over a batch. `statsRowsOnly` multiplies only
    * the step's stats rows of x (into y rows 0..), for the LM head over a batch.
    * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
    */
@@ -166,9 +165,11 @@ export class Kernels {
   }
 
   private statsMerge(
-    label: string, constants: Record<string, number>,
+    label: string, c: { TOP_K: number },
     b: { step: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ) {
+    // Only the constants the merge uses, so the fused head and logitsStats share one pipeline.
+    const constants = { TOP_K: c.TOP_K, LM_WG, LM_GROUPS };
     return this.call(`${label}.merge`, { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'merge', constants },
       [b.step, null, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
   }
@@ -205,11 +206,12 @@ export class Kernels {
 
   /**
    * SRGen's fused log-sum-exp cross-entropy, forward (xent.wgsl: forward, merge, loss): for
-   * x_t = h_t + δ and z_t = W·x_t, writes `stats` (XENT_STATS_BYTES(T)): record 0 = (loss, CE,
+   * x_t = h_t + δ and z_t = W·x_t, writes `stats` (xentStatsBytes(T)): record 0 = (loss, CE,
    * entropy of softmax(z_{T−1}/T_s), its LSE), record 1 + t = (LSE_t, z_t[y_t], LSE_t − z_t[y_t], 0).
    * `params` is the 16-byte uniform of `xentParams`; `hidden` [T][dim], `delta` [dim], `wcls` the
-   * transposed classifier of model/weights.ts, `targets` u32 [T−1] with y_t = x_{t+1} (at least
-   * 4 bytes when T = 1), `partials` xentPartialsBytes(dim, T) of scratch. The T×V logits are never stored.
+   * transposed classifier of model/weights.ts, `targets` u32 [T−1] with y_t = x_{t+1} < vocab (a
+   * buffer of at least 4 bytes when T = 1), `partials` xentPartialsBytes(dim, T) bytes of scratch.
+   * The T×V logits are never stored. T (the shape's positions) must match params' T.
    */
   async xentForward(
     label: string,
@@ -262,7 +264,7 @@ export const XENT_INVOCATIONS = XENT_WG * XENT_GROUPS;
 /** Bytes of xent's `Params` uniform. */
 export const XENT_PARAMS_BYTES = 16;
 /** Bytes of xent's stats records for T positions: the summary, then one per position. */
-export const XENT_STATS_BYTES = (positions: number) => 16 * (positions + 1);
+export const xentStatsBytes = (positions: number) => 16 * (positions + 1);
 /** Bytes of xent's scratch partials: (T+1) rows of forward partials, or the backward's dδ partials. */
 export const xentPartialsBytes = (dim: number, positions: number) =>
   16 * XENT_INVOCATIONS * Math.max(positions + 1, dim / 4);

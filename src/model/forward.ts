@@ -45,6 +45,8 @@ export interface ForwardGraph {
    * fused head would read the 37 MB classifier once per row.
    */
   batchedHead: KernelCall[];
+  /** The classifier GEMM alone (the first launch of batchedHead): logits of the stats rows. */
+  logits: KernelCall;
 }
 
 export async function buildForward(
@@ -61,7 +63,7 @@ export async function buildForward(
       { step: b.step, x: b.hidden, w: weights.classifier, y: b.logits }),
     kernels.logitsStats('lm_head.stats', { vocab: c.vocabSize, topK }, { ...stats, logits: b.logits }),
   ]);
-  return { decode, prefill, head, batchedHead: [logits, ...logitsStats] };
+  return { decode, prefill, head, batchedHead: [logits, ...logitsStats], logits };
 }
 
 function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4): Promise<KernelCall>[] {

@@ -200,6 +200,27 @@ export class Session {
     return parseStats(await pending.read(), statsRows, this.topK);
   }
 
+  /**
+   * The full logits row of token row `hiddenRow` of the last step (128 KB for stories15M): only
+   * for the rare step where a decoder's statistics cannot decide (samplers.ts), or a caller that
+   * explicitly asks for logits. Re-runs the classifier GEMM on the kept hidden state.
+   */
+  async logits(hiddenRow: number): Promise<Float32Array> {
+    this.ctx.assertAlive();
+    const u = new DataView(this.stepUniform);
+    u.setUint32(4, hiddenRow, true);
+    u.setUint32(8, 1, true);
+    this.ctx.device.queue.writeBuffer(this.buffers.step, 0, this.stepUniform);
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'logits' });
+    const pass = encoder.beginComputePass({ label: 'logits' });
+    encodeCalls(pass, [this.graph.logits], { nTokens: hiddenRow + 1, statsRows: 1 });
+    pass.end();
+    const bytes = this.config.vocabSize * 4;
+    const pending = await this.readback.enqueue(encoder, this.buffers.logits, 0, bytes);
+    this.ctx.device.queue.submit([encoder.finish()]);
+    return new Float32Array(await pending.read());
+  }
+
   /** Copies row `src`'s KV prefix into each row of `dsts` (one submit of GPU copies). */
   fork(src: number, dsts: readonly number[]): void {
     this.ctx.assertAlive();

@@ -7,6 +7,11 @@ export interface Candidate {
   logit: number;
 }
 
+/**
+ * Statistics of softmax(z/T_stats) over the full vocabulary. T_stats is the temperature the
+ * decoder samples at (1 for greedy), so entropy and log-probabilities describe the distribution
+ * the token is actually drawn from.
+ */
 export interface StepStats {
   /** log Σ exp(z/T_stats) over the full vocabulary (T_stats = 1 unless asked otherwise). */
   lse: number;

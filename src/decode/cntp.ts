@@ -1,0 +1,117 @@
+// CNTP — Cautious Next Token Prediction (DESIGN §4). Where the model hesitates (high entropy of
+// the warped distribution), run N independent trials to the next punctuation and keep the one
+// with the lowest perplexity. Trials run as batched KV rows: each step reads the weights once for
+// all of them.
+import { checkInteger, checkNumber } from '../errors.ts';
+import type { StepStats } from '../runtime/stats.ts';
+import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
+import { entropyOf } from './samplers.ts';
+
+export interface CntpOptions extends SamplingDecoderOptions {
+  /** Entropy (nats) at or below which one trial is run. Default 0.01. */
+  hLo?: number;
+  /** Entropy at or above which maxTrials are run. Default 1.5. */
+  hHi?: number;
+  /** N_max. Default 10. */
+  maxTrials?: number;
+  /** Token ids that end a trial once emitted (the first token of . , \n ? ! : ; ) ] }). */
+  stopIds: readonly number[];
+  /** Ids that end generation (EOS; BOS for llama2.c models). */
+  endIds: readonly number[];
+  /** Run trials one after another instead of as one batch (same tokens; for comparison). */
+  sequential?: boolean;
+}
+
+export const CNTP_DEFAULTS = { hLo: 0.01, hHi: 1.5, maxTrials: 10, topK: 50 } as const;
+
+/** N = floor(1 + (N_max − 1)·clamp((H − H_lo)/(H_hi − H_lo), 0, 1)). */
+export function trialCount(entropy: number, hLo: number, hHi: number, maxTrials: number): number {
+  const t = Math.min(1, Math.max(0, (entropy - hLo) / (hHi - hLo)));
+  return Math.floor(1 + (maxTrials - 1) * t);
+}
+
+interface Trial {
+  row: number;
+  tokens: number[];
+  logProbs: number[];
+  stats: StepStats[];
+  done: boolean;
+}
+
+export class CntpDecoder implements Decoder {
+  readonly name = 'cntp';
+  private readonly base: SamplingDecoder;
+  private readonly hLo: number;
+  private readonly hHi: number;
+  readonly maxTrials: number;
+  private readonly stops: Set<number>;
+  private readonly ends: Set<number>;
+  private readonly sequential: boolean;
+
+  constructor(o: CntpOptions) {
+    const { hLo, hHi, maxTrials, stopIds, endIds, sequential, ...sampling } = o;
+    this.hLo = checkNumber('hLo', hLo ?? CNTP_DEFAULTS.hLo, 0, 1e3);
+    this.hHi = checkNumber('hHi', hHi ?? CNTP_DEFAULTS.hHi, this.hLo + 1e-9, 1e3);
+    this.maxTrials = checkInteger('maxTrials', maxTrials ?? CNTP_DEFAULTS.maxTrials, 1, 64);
+    this.base = new SamplingDecoder({ topK: CNTP_DEFAULTS.topK, ...sampling });
+    this.stops = new Set(stopIds);
+    this.ends = new Set(endIds);
+    this.sequential = sequential ?? false;
+  }
+
+  sampling() {
+    return this.base.sampling();
+  }
+
+  async next(ctx: DecodeContext): Promise<Emission> {
+    const first = await this.base.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
+    const entropy = entropyOf(first.distribution, 1e-10) ?? 0;
+    const n = Math.min(trialCount(entropy, this.hLo, this.hHi, this.maxTrials), ctx.runtime.rows);
+    if (n === 1 || ctx.budget === 1) return { tokens: [first.tokenId], stats: [ctx.stats] };
+
+    // Trial i runs on KV row i; row 0 is trial 0, so its first draw is plain sampling's.
+    const trials: Trial[] = [];
+    ctx.runtime.fork(0, Array.from({ length: n - 1 }, (_, i) => i + 1));
+    for (let row = 0; row < n; row++) {
+      const trial: Trial = { row, tokens: [], logProbs: [], stats: [], done: false };
+      await this.extend(ctx, trial, ctx.stats, 0);
+      trials.push(trial);
+    }
+    if (this.sequential) {
+      for (const trial of trials) await this.runTrials(ctx, [trial]);
+    } else {
+      await this.runTrials(ctx, trials);
+    }
+
+    const ppl = trials.map((t) => Math.exp(-t.logProbs.reduce((a, b) => a + b, 0) / t.tokens.length));
+    const chosen = ppl.indexOf(Math.min(...ppl));
+    const winner = trials[chosen];
+    ctx.runtime.commit(winner.row);
+    return {
+      tokens: winner.tokens,
+      stats: winner.stats,
+      event: { type: 'cntp', pos: ctx.pos, entropy, trials: n, ppl, chosen, committed: winner.tokens, tokens: trials.map((t) => t.tokens) },
+    };
+  }
+
+  /** Steps the unfinished trials together until each has stopped. */
+  private async runTrials(ctx: DecodeContext, trials: Trial[]): Promise<void> {
+    for (;;) {
+      const active = trials.filter((t) => !t.done);
+      if (active.length === 0) return;
+      const stats = await ctx.runtime.step(active.map((t) => ({ id: t.tokens.at(-1)!, row: t.row })), this.base.sampling());
+      for (const [i, trial] of active.entries()) await this.extend(ctx, trial, stats[i]);
+    }
+  }
+
+  /** Draws a trial's next token from `stats` and decides whether the trial has stopped. */
+  private async extend(ctx: DecodeContext, trial: Trial, stats: StepStats, statsRow = trial.row): Promise<void> {
+    const pos = ctx.pos + trial.tokens.length;
+    const drawn = await this.base.draw(ctx, stats, trial.row, pos, [...ctx.tokens, ...trial.tokens], statsRow);
+    trial.tokens.push(drawn.tokenId);
+    trial.logProbs.push(drawn.logProb ?? 0);
+    trial.stats.push(stats);
+    trial.done = this.stops.has(drawn.tokenId) || this.ends.has(drawn.tokenId) || trial.tokens.length >= ctx.budget;
+  }
+}

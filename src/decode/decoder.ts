@@ -1,0 +1,41 @@
+// The decoder interface. A decoder sees the StepStats of the main sequence's current position
+// and answers with the tokens to emit; to get there it may use the runtime's rows (fork, step a
+// batch, roll back, commit a row as the main one), but never a GPU buffer.
+import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
+import type { SamplingParams } from '../runtime/session.ts';
+import type { StepStats } from '../runtime/stats.ts';
+
+export type { DecodeRuntime };
+
+export interface DecodeContext {
+  /** Statistics of the logits at `pos` on row 0, computed with the decoder's `sampling`. */
+  stats: StepStats;
+  /** Position of the last token fed on row 0; the next token goes to pos + 1. */
+  pos: number;
+  /** Every token so far, BOS first. */
+  tokens: readonly number[];
+  /** New tokens still allowed (max tokens, context). */
+  budget: number;
+  runtime: DecodeRuntime;
+}
+
+/** Something a decoder did that callers may want to see (CNTP branches, EAD switches, …). */
+export interface DecoderEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface Emission {
+  /** Tokens to append, ≥ 1; the first is chosen from ctx.stats. */
+  tokens: number[];
+  /** For each token, the statistics it was chosen from. */
+  stats: StepStats[];
+  event?: DecoderEvent;
+}
+
+export interface Decoder {
+  readonly name: string;
+  /** What the GPU computes alongside each main-row step (stats temperature, GPU draw). */
+  sampling(pos: number): SamplingParams;
+  next(ctx: DecodeContext): Promise<Emission>;
+}

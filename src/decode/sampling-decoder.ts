@@ -1,0 +1,55 @@
+// Greedy and sampled decoding through the sampler pipeline (samplers.ts): one token per step,
+// chosen from the GPU's top-K and exact log-sum-exp; when those cannot decide a truncation, from
+// the full logits row of that step.
+import type { SamplingParams } from '../runtime/session.ts';
+import type { StepStats } from '../runtime/stats.ts';
+import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary } from './samplers.ts';
+
+export interface SamplingDecoderOptions extends SamplerOptions {
+  seed?: number;
+}
+
+export class SamplingDecoder implements Decoder {
+  readonly name: string;
+  readonly sampler: Sampler;
+  private readonly seed: number;
+  /** Steps whose token needed the full logits row (for benchmarks and tests). */
+  fullVocabularySteps = 0;
+
+  constructor(options: SamplingDecoderOptions = {}) {
+    const { seed = 0, ...samplerOptions } = options;
+    this.sampler = createSampler(samplerOptions);
+    this.seed = seed;
+    this.name = this.sampler.params.temperature === 0 ? 'greedy' : 'sample';
+    this.sampler.sampling(seed); // validates the seed now, before any GPU work
+  }
+
+  sampling(): SamplingParams {
+    return this.sampler.sampling(this.seed);
+  }
+
+  /**
+   * Draws the token of KV row `row` from `stats` (the logits at `pos`), keyed by (seed, row, pos)
+   * so a row's draws do not depend on what other rows do; falls back to the full logits row when
+   * the top-K candidates cannot decide. `statsRow` is the row whose last step produced `stats`
+   * (CNTP's trials all draw their first token from row 0's).
+   */
+  async draw(
+    ctx: DecodeContext, stats: StepStats, row: number, pos: number, history: readonly number[], statsRow = row,
+  ): Promise<SampledToken> {
+    const key = { seed: this.seed, row, pos, history };
+    const first = this.sampler.sample(stats, key);
+    if (!needsFullVocabulary(first)) return first;
+    this.fullVocabularySteps++;
+    const temperature = this.sampler.params.temperature || 1;
+    const full = this.sampler.sample(await ctx.runtime.fullStats(statsRow, temperature), key);
+    if (needsFullVocabulary(full)) throw new Error(`sampler undecidable on the full vocabulary: ${full.reason}`);
+    return full;
+  }
+
+  async next(ctx: DecodeContext): Promise<Emission> {
+    const { tokenId } = await this.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
+    return { tokens: [tokenId], stats: [ctx.stats] };
+  }
+}

@@ -1,0 +1,64 @@
+// CNTP on stories15M: the trial-count rule, equality with plain sampling when it never branches,
+// trials that stop at punctuation, the perplexity winner, and batched = sequential trials.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { trialCount } from '../../src/decode/cntp.ts';
+import type { Engine, GenerateOptions } from '../../src/engine.ts';
+import { loadedEngine } from '../support/engine.ts';
+
+test('trial count follows DESIGN §4 (H → N with H_lo 0.01, H_hi 1.5, N_max 10)', () => {
+  const table: [number, number][] = [[0, 1], [0.01, 1], [0.17, 1], [0.18, 2], [0.5, 3], [1.0, 6], [1.49, 9], [1.5, 10], [4, 10]];
+  for (const [h, n] of table) assert.equal(trialCount(h, 0.01, 1.5, 10), n, `H = ${h}`);
+});
+
+describe('CNTP on stories15M', () => {
+  let engine: Engine;
+  const base: GenerateOptions = { temperature: 1, topP: 0.9, seed: 11, maxTokens: 24 };
+  before(async () => {
+    engine = await loadedEngine();
+  });
+  after(() => engine.dispose());
+
+  test('thresholds that never trigger give exactly plain sampling with the same seed', async () => {
+    const plain = await engine.generate('Once upon a time', { ...base, decoder: 'sample', topK: 50 }).complete();
+    const cntp = await engine.generate('Once upon a time', { ...base, decoder: 'cntp', hLo: 50, hHi: 60 }).complete();
+    assert.deepEqual(cntp.tokens, plain.tokens);
+    assert.deepEqual(cntp.events, []);
+  });
+
+  test('branches where the model hesitates; trials stop at punctuation; the lowest perplexity wins', async () => {
+    const r = await engine.generate('Once upon a time', { ...base, decoder: 'cntp' }).complete();
+    const tok = engine.tokenizer;
+    const stops = new Set(['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'].map((p) => tok.tokenIdOf(p)));
+    assert.ok(r.events.length > 0, 'at least one branch point in 24 sampled tokens');
+    for (const e of r.events as unknown as { pos: number; entropy: number; trials: number; ppl: number[]; chosen: number; committed: number[]; tokens: number[][] }[]) {
+      assert.equal(e.trials, trialCount(e.entropy, 0.01, 1.5, 10));
+      assert.ok(e.trials >= 2);
+      assert.equal(e.ppl.length, e.trials);
+      assert.equal(e.chosen, e.ppl.indexOf(Math.min(...e.ppl)));
+      assert.deepEqual(e.committed, e.tokens[e.chosen]);
+      for (const trial of e.tokens) {
+        const last = trial.at(-1)!;
+        const stopped = stops.has(last) || last === tok.bosId || last === tok.eosId;
+        assert.ok(stopped || e.pos + trial.length >= r.promptTokenCount - 1 + base.maxTokens!, `trial ${trial} ends at a stop token or the budget`);
+        trial.slice(0, -1).forEach((t) => assert.ok(!stops.has(t), 'no stop token inside a trial'));
+      }
+      // The committed trial is what the text continues with.
+      assert.deepEqual(r.tokens.slice(e.pos + 1, e.pos + 1 + e.committed.length), e.committed.filter((t) => t !== tok.bosId));
+    }
+  });
+
+  test('batched trials equal trials run one after another (same RNG streams)', async () => {
+    const batched = await engine.generate('Lily and Ben', { ...base, decoder: 'cntp' }).complete();
+    const sequential = await engine.generate('Lily and Ben', { ...base, decoder: 'cntp', trialsInSequence: true }).complete();
+    assert.deepEqual(sequential.tokens, batched.tokens);
+    assert.deepEqual(sequential.events.map((e) => e.committed), batched.events.map((e) => e.committed));
+    assert.ok(batched.events.length > 0);
+  });
+
+  test('bad CNTP parameters are rejected before any work', () => {
+    assert.throws(() => engine.generate('x', { decoder: 'cntp', maxTrials: 11 }), /maxTrials must be at most 10/);
+    assert.throws(() => engine.generate('x', { decoder: 'cntp', hLo: Number.NaN }), /hLo/);
+    assert.throws(() => engine.generate('x', { decoder: 'cntp', hLo: 1, hHi: 0.5 }), /hHi/);
+  });
+});
