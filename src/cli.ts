@@ -7,9 +7,13 @@ import { bundledModel, createNodeEngine, readLocal } from './node/index.ts';
 const USAGE = `usage: forkwise generate [options]
   --prompt TEXT          prompt (default: empty, i.e. BOS only)
   --max-tokens N         new tokens at most (default: until the context is full)
-  --decoder NAME         greedy | sample (default greedy)
+  --decoder NAME         greedy | sample | cntp (default greedy)
   --temperature T        sampling temperature (default 1)
+  --top-k K  --top-p P  --min-p P  --typical TAU  --top-h ALPHA  --repetition-penalty THETA
+                         sampler stages, applied in that order after the penalty and temperature
   --seed N               RNG seed (default 0)
+  --h-lo H  --h-hi H  --max-trials N
+                         CNTP: entropy thresholds (nats) and N_max (defaults 0.01, 1.5, 10)
   --model PATH           llama2.c checkpoint (default: the bundled stories15M)
   --tokenizer PATH       tokenizer.bin (default: the bundled one)
   --json                 print one JSON object instead of streaming text`;
@@ -30,6 +34,7 @@ export function toJson(r: GenerationResult) {
     })),
     timing: r.timing,
     finish: r.finish,
+    events: r.events,
   };
 }
 
@@ -48,6 +53,15 @@ export async function main(argv: string[]): Promise<number> {
       decoder: { type: 'string', default: 'greedy' },
       temperature: { type: 'string' },
       seed: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      'min-p': { type: 'string' },
+      typical: { type: 'string' },
+      'top-h': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      'h-lo': { type: 'string' },
+      'h-hi': { type: 'string' },
+      'max-trials': { type: 'string' },
       model: { type: 'string', default: bundledModel.model },
       tokenizer: { type: 'string', default: bundledModel.tokenizer },
       json: { type: 'boolean', default: false },
@@ -58,7 +72,17 @@ export async function main(argv: string[]): Promise<number> {
     decoder: values.decoder as GenerateOptions['decoder'],
     temperature: numberOption('temperature', values.temperature),
     seed: numberOption('seed', values.seed),
+    topK: numberOption('top-k', values['top-k']),
+    topP: numberOption('top-p', values['top-p']),
+    minP: numberOption('min-p', values['min-p']),
+    typical: numberOption('typical', values.typical),
+    topH: values['top-h'] === undefined ? undefined : { alpha: numberOption('top-h', values['top-h']) },
+    repetitionPenalty: numberOption('repetition-penalty', values['repetition-penalty']),
+    hLo: numberOption('h-lo', values['h-lo']),
+    hHi: numberOption('h-hi', values['h-hi']),
+    maxTrials: numberOption('max-trials', values['max-trials']),
   };
+  for (const key of Object.keys(options) as (keyof GenerateOptions)[]) if (options[key] === undefined) delete options[key];
   checkGenerateOptions(options); // fail on bad options before spending seconds on loading
   const engine = await createNodeEngine();
   await engine.loadModel({ model: await readLocal(values.model!), tokenizer: await readLocal(values.tokenizer!) });
