@@ -190,38 +190,29 @@ fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
   write_partial(t, gid.x, p);
 }
 
-var<workgroup> wg_partials: array<Partial, MERGE_WG>;
-// Sized by TOP_K, not MAX_K: Dawn zero-fills workgroup memory, and a 16 KB array made this
-// pipeline take seconds to compile on SwiftShader.
-var<workgroup> wg_topk: array<vec2<u32>, MERGE_WG * TOP_K>;
-
+// The merge keeps no workgroup arrays: each invocation folds a strided share of the partials and
+// writes its result back into the first slot of that share (slot l, which only it reads), then
+// invocation 0 folds those MERGE_WG slots. Dawn zero-fills workgroup memory, and a 16 KB array for
+// 64 candidates made this pipeline take seconds to compile on SwiftShader.
 @compute @workgroup_size(MERGE_WG)
 fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = wid.y;
-  if (t >= step.stats_rows) { return; }
   let l = lid.x;
   let count = LM_WG * LM_GROUPS;
+  let base = t * count;
+  let live = t < step.stats_rows;  // barriers must be reached by every invocation
   var p = empty_partial();
   top_clear();
-  for (var i = l; i < count; i += MERGE_WG) {
-    fold(&p, partials[t * count + i]);
-    for (var j = 0u; j < TOP_K; j++) {
-      let e = partial_topk[(t * count + i) * TOP_K + j];
-      top_insert(bitcast<f32>(e.y), e.x);
+  if (live) {
+    for (var i = l; i < count; i += MERGE_WG) {
+      fold_slot(&p, base + i);
     }
+    write_slot(base + l, p);
   }
-  wg_partials[l] = p;
-  for (var j = 0u; j < TOP_K; j++) {
-    wg_topk[l * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
-  }
-  workgroupBarrier();
-  if (l != 0u) { return; }
+  storageBarrier();
+  if (!live || l != 0u) { return; }
   for (var i = 1u; i < MERGE_WG; i++) {
-    fold(&p, wg_partials[i]);
-    for (var j = 0u; j < TOP_K; j++) {
-      let e = wg_topk[i * TOP_K + j];
-      top_insert(bitcast<f32>(e.y), e.x);
-    }
+    fold_slot(&p, base + i);
   }
   let mean = p.a / p.z;
   let o = t * (STATS_HEADER + 2u * TOP_K);
@@ -234,6 +225,22 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
   for (var j = 0u; j < TOP_K; j++) {
     stats[o + STATS_HEADER + 2u * j] = top_ids[j];
     stats[o + STATS_HEADER + 2u * j + 1u] = bitcast<u32>(top_logits[j]);
+  }
+}
+
+/** Folds partial slot `i` (its sums and its top-K list) into p and the private top-K. */
+fn fold_slot(p: ptr<function, Partial>, i: u32) {
+  fold(p, partials[i]);
+  for (var j = 0u; j < TOP_K; j++) {
+    let e = partial_topk[i * TOP_K + j];
+    top_insert(bitcast<f32>(e.y), e.x);
+  }
+}
+
+fn write_slot(i: u32, p: Partial) {
+  partials[i] = p;
+  for (var j = 0u; j < TOP_K; j++) {
+    partial_topk[i * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
   }
 }
 

@@ -4,7 +4,10 @@
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import type { DecodeContext, Decoder, Emission } from './decoder.ts';
-import { type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary } from './samplers.ts';
+import { type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary, truncates } from './samplers.ts';
+
+/** Candidates a truncating sampler asks the GPU for (the most a step returns). */
+const TRUNCATION_CANDIDATES = 64;
 
 export interface SamplingDecoderOptions extends SamplerOptions {
   seed?: number;
@@ -26,7 +29,10 @@ export class SamplingDecoder implements Decoder {
   }
 
   sampling(): SamplingParams {
-    return this.sampler.sampling(this.seed);
+    const params = this.sampler.sampling(this.seed);
+    // Truncating stages decide from the candidates: ask for many, so the full-logits fallback
+    // stays rare (top-p 0.9, or CNTP's top-k 50, need more than the default few).
+    return truncates(this.sampler.params) ? { ...params, candidates: TRUNCATION_CANDIDATES } : params;
   }
 
   /**

@@ -54,16 +54,26 @@ export async function buildForward(
 ): Promise<ForwardGraph> {
   const c = weights.config;
   // All pipelines compile concurrently: compilation dominates load time on SwiftShader.
-  const stats = { step: b.step, tokens: b.tokens, partials: b.partials, partialTopK: b.partialTopK, stats: b.stats };
-  const [decode, prefill, head, logits, logitsStats] = await Promise.all([
+  const [decode, prefill, logits] = await Promise.all([
     Promise.all(body(kernels, c, weights, b, 1)),
     Promise.all(body(kernels, c, weights, b, 4)),
-    kernels.lmHeadStats('lm_head', { dim: c.dim, vocab: c.vocabSize, topK }, { ...stats, hidden: b.hidden, wcls: weights.classifier }),
     kernels.matmul('lm_head.logits', { k: c.dim, n: c.vocabSize, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true },
       { step: b.step, x: b.hidden, w: weights.classifier, y: b.logits }),
-    kernels.logitsStats('lm_head.stats', { vocab: c.vocabSize, topK }, { ...stats, logits: b.logits }),
   ]);
-  return { decode, prefill, head, batchedHead: [logits, ...logitsStats], logits };
+  return { decode, prefill, logits, ...(await buildHeads(kernels, weights, b, topK, logits)) };
+}
+
+/** The two statistics heads (single row fused, batched) for `topK` candidates per row. */
+export async function buildHeads(
+  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number, logits: KernelCall,
+): Promise<Pick<ForwardGraph, 'head' | 'batchedHead'>> {
+  const c = weights.config;
+  const stats = { step: b.step, tokens: b.tokens, partials: b.partials, partialTopK: b.partialTopK, stats: b.stats };
+  const [head, logitsStats] = await Promise.all([
+    kernels.lmHeadStats(`lm_head.top${topK}`, { dim: c.dim, vocab: c.vocabSize, topK }, { ...stats, hidden: b.hidden, wcls: weights.classifier }),
+    kernels.logitsStats(`lm_head.stats.top${topK}`, { vocab: c.vocabSize, topK }, { ...stats, logits: b.logits }),
+  ]);
+  return { head, batchedHead: [logits, ...logitsStats] };
 }
 
 function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4): Promise<KernelCall>[] {

@@ -10,7 +10,7 @@ import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
 import { ReadbackRing } from '../gpu/readback.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { kvDim } from '../model/checkpoint.ts';
-import { type ForwardBuffers, type ForwardGraph, buildForward } from '../model/forward.ts';
+import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
 import type { GpuWeights } from '../model/weights.ts';
 import { KvCache } from './kv-cache.ts';
 import { type StepStats, parseStats, statsRecordBytes } from './stats.ts';
@@ -29,6 +29,11 @@ export interface SamplingParams {
   counter?: number;
   /** Temperature of the reported statistics; 1 = the raw logits. */
   statsTemperature?: number;
+  /**
+   * Candidates the step must return per row; above the session's topK the step runs a head with
+   * MAX_TOP_K (64) candidates instead (slower: each invocation keeps a longer private list).
+   */
+  candidates?: number;
 }
 
 export interface SessionOptions {
@@ -52,9 +57,12 @@ export class Session {
   private readonly stepUniform = new ArrayBuffer(STEP_UNIFORM_BYTES);
   private tokenSlots: Uint32Array;
   private readonly readback: ReadbackRing;
+  /** Heads with MAX_TOP_K candidates, compiled on first use. */
+  private wideHeads: ReturnType<typeof buildHeads> | null = null;
 
   private constructor(
     private readonly ctx: GpuContext,
+    private readonly kernels: Kernels,
     private readonly pool: BufferPool,
     readonly weights: GpuWeights,
     private readonly buffers: ForwardBuffers,
@@ -102,12 +110,13 @@ export class Session {
         kCache: kv.keys,
         vCache: kv.values,
         partials: await get('lm_partials', (LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4, o.maxStatsRows),
-        partialTopK: await get('lm_partial_topk', LM_PARTIALS_PER_ROW * 2 * o.topK, o.maxStatsRows),
-        stats: await get('stats', statsRecordBytes(o.topK) / 4, o.maxStatsRows),
+        // Sized for the wide head (MAX_TOP_K), which decoders may ask for (SamplingParams.candidates).
+        partialTopK: await get('lm_partial_topk', LM_PARTIALS_PER_ROW * 2 * MAX_TOP_K, o.maxStatsRows),
+        stats: await get('stats', statsRecordBytes(MAX_TOP_K) / 4, o.maxStatsRows),
         logits: await get('logits', Math.ceil(c.vocabSize / 4) * 4, o.maxStatsRows),
       };
       const graph = await buildForward(kernels, weights, buffers, o.topK);
-      return new Session(ctx, pool, weights, buffers, graph, kv, o);
+      return new Session(ctx, kernels, pool, weights, buffers, graph, kv, o);
     } catch (error) {
       acquired.forEach((b) => pool.release(b));
       kv.release(pool);
@@ -188,16 +197,24 @@ export class Session {
     u.setFloat32(24, sampling.temperature > 0 ? 1 / sampling.temperature : 0, true);
     this.ctx.device.queue.writeBuffer(this.buffers.step, 0, this.stepUniform);
 
+    const wide = (sampling.candidates ?? 0) > this.topK;
+    const topK = wide ? MAX_TOP_K : this.topK;
+    const heads = wide ? await this.wide() : this.graph;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'step' });
     const pass = encoder.beginComputePass({ label: 'forward' });
     const shape = { nTokens, statsRows };
     encodeCalls(pass, body, shape);
-    encodeCalls(pass, statsRows === 1 ? this.graph.head : this.graph.batchedHead, shape);
+    encodeCalls(pass, statsRows === 1 ? heads.head : heads.batchedHead, shape);
     pass.end();
-    const bytes = statsRows * statsRecordBytes(this.topK);
+    const bytes = statsRows * statsRecordBytes(topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
     this.ctx.device.queue.submit([encoder.finish()]);
-    return parseStats(await pending.read(), statsRows, this.topK);
+    return parseStats(await pending.read(), statsRows, topK);
+  }
+
+  private wide(): ReturnType<typeof buildHeads> {
+    this.wideHeads ??= buildHeads(this.kernels, this.weights, this.buffers, MAX_TOP_K, this.graph.logits);
+    return this.wideHeads;
   }
 
   /**
