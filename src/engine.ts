@@ -2,10 +2,12 @@
 // generate(), an async iterator of token steps with their uncertainty statistics.
 import type { Decoder, DecoderEvent } from './decode/decoder.ts';
 import { CntpDecoder } from './decode/cntp.ts';
+import { EadDecoder } from './decode/ead.ts';
 import { SamplingDecoder } from './decode/sampling-decoder.ts';
+import { SRGEN_DEFAULTS, SrgenDecoder } from './decode/srgen.ts';
 import type { SamplerOptions } from './decode/samplers.ts';
 import {
-  AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, checkInteger,
+  AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, ModelFormatError, checkInteger,
 } from './errors.ts';
 import { BufferPool } from './gpu/buffers.ts';
 import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
@@ -41,17 +43,25 @@ export interface LoadModelOptions {
   signal?: AbortSignal;
   /** Top candidates computed per step, 1..64 (default 5: a 64-byte StepStats record). */
   topK?: number;
+  /**
+   * A smaller llama2.c checkpoint with the same vocabulary, for decoder 'ead' (entropy adaptive
+   * decoding switches between it and the model).
+   */
+  smallModel?: ByteSource;
 }
 
 export interface ModelInfo {
   config: ModelConfig;
   parameterCount: number;
+  /** Parameters of the small model (EAD), or null when none is loaded. */
+  smallParameterCount: number | null;
   /** Bytes of GPU memory held by weights, activations and the KV cache. */
   gpuBytes: number;
   loadMs: number;
 }
 
-export type DecoderName = 'greedy' | 'sample' | 'cntp';
+export const DECODERS = ['greedy', 'sample', 'cntp', 'ead', 'srgen'] as const;
+export type DecoderName = (typeof DECODERS)[number];
 
 /** KV rows a session keeps: CNTP's default N_max trials run as that many batched rows. */
 export const DEFAULT_ROWS = 10;
@@ -86,6 +96,28 @@ export interface GenerateOptions {
   maxTrials?: number;
   /** CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
   trialsInSequence?: boolean;
+  /** EAD: threshold τ on the rolling mean entropy in bits (±Infinity allowed); default 1. */
+  tau?: number;
+  /** EAD: rolling window w; default 5. */
+  window?: number;
+  /** EAD: tokens the active model produces before it may hand over (d_min); default 4. */
+  minStay?: number;
+  /** SRGen: weight λ of the entropy term in the reflection loss; default 0.05. (SRGen reads `window` as N, default 25.) */
+  lambda?: number;
+  /** SRGen: AdamW learning rate for δ; default 0.01. */
+  lr?: number;
+  /** SRGen: AdamW steps per reflection; default 3. */
+  optSteps?: number;
+  /** SRGen: reflections per generation at most; default 20. */
+  maxReflections?: number;
+  /** SRGen: K, standard deviations above the window's mean entropy; default 4. */
+  k?: number;
+  /** SRGen: σ_min, floor of the window's standard deviation; default 0.5. */
+  sigmaMin?: number;
+  /** SRGen: θ_min, floor of the threshold (nats); default 1.8. */
+  thetaMin?: number;
+  /** SRGen: θ_0, the threshold before N entropies are known; default 3.0. */
+  theta0?: number;
   /** RNG seed; default 0. The same seed, prompt and options give the same text everywhere. */
   seed?: number;
   signal?: AbortSignal;
@@ -114,6 +146,8 @@ export interface GenerationStep {
   varentropy: number;
   maxLogit: number;
   topK: TopCandidate[];
+  /** Which model produced the token, for decoders with two (EAD: 'small' | 'large'). */
+  model?: string;
 }
 
 export type FinishReason = 'bos' | 'max_tokens' | 'context';
@@ -145,6 +179,8 @@ export interface GenerationResult {
   steps: GenerationStep[];
   /** What the decoder did besides emitting (CNTP branches, EAD switches, SRGen reflections). */
   events: DecoderEvent[];
+  /** The decoder's totals (EAD: largeShare, costRatio, catchUpTokens); {} for the others. */
+  summary: Record<string, unknown>;
   timing: GenerationTiming;
 }
 
@@ -193,6 +229,8 @@ interface LoadedModel {
   session: Session;
   info: ModelInfo;
   pool: BufferPool;
+  /** EAD's small model: same vocabulary, its own weights and KV cache. */
+  small: { weights: GpuWeights; session: Session; parameterCount: number } | null;
 }
 
 export async function createEngine(options: GpuContextOptions = {}): Promise<Engine> {
@@ -248,40 +286,53 @@ export class Engine {
     const report = (phase: LoadPhase, loaded: number, total: number, fraction: number) =>
       o.onProgress?.({ phase, loaded, total, fraction: Math.min(1, fraction) });
     // Downloads are ~0.8 of the work for a fresh load; upload and compile share the rest.
-    const bytes = { model: [0, 0], tokenizer: [0, 0] };
-    const onBytes = (key: 'model' | 'tokenizer') => (loaded: number, total: number) => {
+    const bytes: Record<string, [number, number]> = {};
+    const onBytes = (key: string) => (loaded: number, total: number) => {
       bytes[key] = [loaded, total];
-      const l = bytes.model[0] + bytes.tokenizer[0];
-      const t = bytes.model[1] + bytes.tokenizer[1];
+      const [l, t] = Object.values(bytes).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
       report('download', l, t, t ? (0.8 * l) / t : 0);
     };
-    const [modelBytes, tokenizerBytes] = await Promise.all([
+    const [modelBytes, tokenizerBytes, smallBytes] = await Promise.all([
       readSource(o.model, 'model', onBytes('model'), o.signal),
       readSource(o.tokenizer, 'tokenizer', onBytes('tokenizer'), o.signal),
+      o.smallModel === undefined ? null : readSource(o.smallModel, 'small model', onBytes('small'), o.signal),
     ]);
     checkAbort(o.signal);
     report('parse', 0, 1, 0.8);
     const spec = parseCheckpoint(modelBytes);
     const tokenizer = Tokenizer.fromBytes(tokenizerBytes, spec.config.vocabSize);
+    const smallSpec = smallBytes && parseCheckpoint(smallBytes);
+    if (smallSpec && smallSpec.config.vocabSize !== spec.config.vocabSize) {
+      throw new ModelFormatError(`the small model's vocabulary (${smallSpec.config.vocabSize}) differs from the model's (${spec.config.vocabSize})`);
+    }
     const pool = new BufferPool(this.gpu);
-    let weights: GpuWeights | null = null;
+    const uploaded: GpuWeights[] = [];
     try {
-      weights = await uploadWeights(this.gpu, spec, (done, total) => report('upload', done, total, 0.8 + (0.1 * done) / total));
+      const weights = await uploadWeights(this.gpu, spec, (done, total) => report('upload', done, total, 0.8 + (0.1 * done) / total));
+      uploaded.push(weights);
+      const smallWeights = smallSpec && (await uploadWeights(this.gpu, smallSpec));
+      if (smallWeights) uploaded.push(smallWeights);
       checkAbort(o.signal);
       report('compile', 0, 1, 0.9);
       const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK, rows: DEFAULT_ROWS });
+      const small = smallSpec && smallWeights && {
+        weights: smallWeights,
+        session: await Session.create(this.gpu, this.kernels, pool, smallWeights, { topK, rows: 1 }),
+        parameterCount: smallSpec.parameterCount,
+      };
       const info: ModelInfo = {
         config: spec.config,
         parameterCount: spec.parameterCount,
-        gpuBytes: weights.bytes + pool.bytes,
+        smallParameterCount: small ? small.parameterCount : null,
+        gpuBytes: uploaded.reduce((n, w) => n + w.bytes, 0) + pool.bytes,
         loadMs: performance.now() - t0,
       };
       this.unload();
-      this.loaded = { weights, tokenizer, session, info, pool };
+      this.loaded = { weights, tokenizer, session, info, pool, small: small || null };
       report('ready', 1, 1, 1);
       return info;
     } catch (error) {
-      weights?.destroy();
+      uploaded.forEach((w) => w.destroy());
       pool.destroy();
       throw error;
     }
@@ -291,6 +342,8 @@ export class Engine {
     if (!this.loaded) return;
     this.loaded.session.dispose();
     this.loaded.weights.destroy();
+    this.loaded.small?.session.dispose();
+    this.loaded.small?.weights.destroy();
     this.loaded.pool.destroy();
     this.loaded = null;
   }
@@ -318,11 +371,21 @@ export class Engine {
     });
   }
 
-  private plan(model: LoadedModel, prompt: string, o: GenerateOptions) {
+  private plan(model: LoadedModel, prompt: string, o: GenerateOptions): {
+    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; signal?: AbortSignal;
+  } {
     if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
-    const { maxTokens, decoder } = checkGenerateOptions(o, model.info.config.vocabSize, model.tokenizer);
+    const { maxTokens, decoder } = checkGenerateOptions(o, {
+      vocabSize: model.info.config.vocabSize,
+      tokenizer: model.tokenizer,
+      parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
+    });
     if (decoder instanceof CntpDecoder && decoder.maxTrials > model.session.kv.rows) {
       throw new InvalidArgumentError(`maxTrials must be at most ${model.session.kv.rows} (the KV rows), got ${decoder.maxTrials}`);
+    }
+    if (decoder instanceof EadDecoder) {
+      if (!model.small) throw new InvalidArgumentError('decoder ead needs a small model: pass smallModel to loadModel()');
+      decoder.attach(new SessionRuntime(model.small.session));
     }
     const seqLen = model.info.config.seqLen;
     const promptTokens = model.tokenizer.encode(prompt, { bos: true });
@@ -357,11 +420,15 @@ export class Engine {
     const steps: GenerationStep[] = [];
     const events: DecoderEvent[] = [];
     const t0 = performance.now();
-    const bytesBefore = session.bytesRead;
+    // Readback of every session the decoder may use (EAD's small model too).
+    const bytesRead = () => session.bytesRead + (model.small?.session.bytesRead ?? 0);
+    const bytesBefore = bytesRead();
     session.reset();
 
     checkAbort(plan.signal);
-    let stats = await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
+    let stats = decoder.start
+      ? await decoder.start(runtime, tokens)
+      : await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let decodeSteps = 0; // forwards after prefill, including one whose token was BOS
@@ -380,6 +447,7 @@ export class Engine {
         const at = tokens.length - 1;
         tokens.push(next);
         const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(tokens[at], next), emission.stats[i]);
+        if (emission.models) step.model = emission.models[i];
         steps.push(step);
         yield step;
         if (at + 1 >= seqLen) finish = 'context';
@@ -388,9 +456,13 @@ export class Engine {
       }
       if (finish) break;
       checkAbort(plan.signal);
-      // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
-      if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
-      stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
+      if (emission.next) {
+        stats = emission.next;
+      } else {
+        // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
+        if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
+        stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
+      }
       decodeMs += performance.now() - ts;
       decodeSteps++;
     }
@@ -404,6 +476,7 @@ export class Engine {
       finish: finish ?? 'max_tokens',
       steps,
       events,
+      summary: decoder.summary?.() ?? {},
       timing: {
         ttftMs: steps.length ? prefillMs : 0,
         prefillMs,
@@ -412,7 +485,7 @@ export class Engine {
         decodeTokens: decodeSteps,
         prefillTokPerSec: plan.promptTokens.length / (prefillMs / 1000),
         decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
-        readbackBytesPerStep: (session.bytesRead - bytesBefore) / (1 + decodeSteps),
+        readbackBytesPerStep: (bytesRead() - bytesBefore) / (1 + decodeSteps),
       },
     };
   }
@@ -439,27 +512,59 @@ export class Engine {
  * Validates the model-independent options (callers such as the CLI check them before loading a
  * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
  */
-export function checkGenerateOptions(o: GenerateOptions, vocabSize?: number, tokenizer?: Tokenizer): { maxTokens: number; decoder: Decoder } {
+/** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
+export interface DecoderContext {
+  vocabSize?: number;
+  tokenizer?: Tokenizer;
+  /** Parameter counts of the small and large model (EAD's cost ratio). */
+  parameters?: { small: number; large: number };
+}
+
+export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder } {
   const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
   const name = o.decoder ?? 'greedy';
-  if (name !== 'greedy' && name !== 'sample' && name !== 'cntp') {
-    throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(name)} (expected greedy, sample or cntp)`);
-  }
   const sampler: SamplerOptions = {
     temperature: name === 'greedy' ? 0 : o.temperature ?? 1,
-    topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty, vocabSize,
+    topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty,
+    vocabSize: c.vocabSize,
   };
   for (const key of Object.keys(sampler) as (keyof SamplerOptions)[]) if (sampler[key] === undefined) delete sampler[key];
   const seed = o.seed ?? 0;
-  if (name !== 'cntp') return { maxTokens, decoder: new SamplingDecoder({ ...sampler, seed }) };
-  const ids = (pieces: string[]) => pieces.map((p) => tokenizer?.tokenIdOf(p)).filter((id): id is number => id !== undefined);
-  return {
-    maxTokens,
-    decoder: new CntpDecoder({
-      ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
-      stopIds: ids(CNTP_STOP_PIECES), endIds: tokenizer ? [tokenizer.bosId, tokenizer.eosId] : [],
-    }),
-  };
+  if (name === 'srgen') return { maxTokens, decoder: srgenDecoder(o, sampler, seed) };
+  const ids = (pieces: string[]) => pieces.map((p) => c.tokenizer?.tokenIdOf(p)).filter((id): id is number => id !== undefined);
+  const endIds = c.tokenizer ? [c.tokenizer.bosId, c.tokenizer.eosId] : [];
+  switch (name) {
+    case 'greedy':
+    case 'sample':
+      return { maxTokens, decoder: new SamplingDecoder({ ...sampler, seed }) };
+    case 'cntp':
+      return {
+        maxTokens,
+        decoder: new CntpDecoder({
+          ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
+          stopIds: ids(CNTP_STOP_PIECES), endIds,
+        }),
+      };
+    case 'ead':
+      return {
+        maxTokens,
+        decoder: new EadDecoder({
+          ...sampler, temperature: o.temperature ?? 0, seed, tau: o.tau, window: o.window, minStay: o.minStay, endIds,
+          smallParameters: c.parameters?.small ?? 1, largeParameters: c.parameters?.large ?? 1,
+        }),
+      };
+    default:
+      throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(name)} (expected ${DECODERS.join(', ')})`);
+  }
+}
+
+/** SRGen with the sampler options (temperature default 0.6, the authors'). */
+function srgenDecoder(o: GenerateOptions, sampler: SamplerOptions, seed: number): SrgenDecoder {
+  return new SrgenDecoder({
+    ...sampler, temperature: o.temperature ?? SRGEN_DEFAULTS.temperature, seed,
+    lambda: o.lambda, lr: o.lr, optSteps: o.optSteps, maxReflections: o.maxReflections,
+    window: o.window, k: o.k, sigmaMin: o.sigmaMin, thetaMin: o.thetaMin, theta0: o.theta0,
+  });
 }
 
 function checkAbort(signal?: AbortSignal): void {

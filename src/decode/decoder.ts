@@ -30,12 +30,23 @@ export interface Emission {
   tokens: number[];
   /** For each token, the statistics it was chosen from. */
   stats: StepStats[];
+  /** For each token, which model produced it (EAD: 'small' | 'large'). */
+  models?: string[];
   event?: DecoderEvent;
+  /**
+   * The statistics after the last token, when the decoder has already fed it itself (EAD feeds
+   * its active model); otherwise the engine feeds row 0 the tokens it lacks.
+   */
+  next?: StepStats;
 }
 
 export interface Decoder {
   readonly name: string;
   /** What the GPU computes alongside each main-row step (stats temperature, GPU draw). */
   sampling(pos: number): SamplingParams;
+  /** Runs the prompt itself and returns the statistics after it (default: row 0 of the runtime). */
+  start?(runtime: DecodeRuntime, prompt: readonly number[]): Promise<StepStats>;
   next(ctx: DecodeContext): Promise<Emission>;
+  /** Totals for the result (EAD: large-model share, cost ratio, catch-up tokens). */
+  summary?(): Record<string, unknown>;
 }

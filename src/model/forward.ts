@@ -24,6 +24,7 @@ export interface ForwardBuffers {
   hb: GPUBuffer; // [rows][2 hidden]
   hb2: GPUBuffer; // [rows][hidden]
   hidden: GPUBuffer; // final-normed hidden states [rows][dim]
+  hiddenHistory: GPUBuffer; // row 0's final-normed hidden state by position [seqLen][dim] (SRGen; the session fills it)
   kCache: GPUBuffer[]; // per layer [kvRows][nKvHeads][seqLen][headSize]
   vCache: GPUBuffer[];
   partials: GPUBuffer;

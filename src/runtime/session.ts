@@ -4,7 +4,8 @@
 import { BufferPool, STORAGE, UNIFORM } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import {
-  Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES,
+  Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, XENT_PARAMS_BYTES,
+  type XentShape, xentParams, xentPartialsBytes, xentStatsBytes,
 } from '../gpu/kernels.ts';
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
 import { ReadbackRing } from '../gpu/readback.ts';
@@ -49,6 +50,29 @@ export interface SessionOptions {
 
 const GREEDY: SamplingParams = { temperature: 0, seed: 0 };
 
+/** SRGen's loss over row 0's kept hidden states, and its gradient (Session.xent). */
+export interface XentResult {
+  /** (1−λ)·CE + λ·Ent */
+  loss: number;
+  ce: number;
+  /** Entropy of softmax(W(h_last + δ)/T_s), nats. */
+  entropy: number;
+  /** dloss/dδ [dim]; null when only the forward ran. */
+  grad: Float32Array | null;
+}
+
+/** The fused xent kernels and their buffers, made on the first reflection. */
+interface XentState {
+  params: GPUBuffer;
+  delta: GPUBuffer;
+  targets: GPUBuffer;
+  partials: GPUBuffer;
+  stats: GPUBuffer;
+  grad: GPUBuffer;
+  forward: KernelCall<XentShape>[];
+  backward: KernelCall<XentShape>[];
+}
+
 export class Session {
   readonly topK: number;
   readonly maxStepTokens: number;
@@ -59,6 +83,12 @@ export class Session {
   private readonly readback: ReadbackRing;
   /** Heads with MAX_TOP_K candidates, compiled on first use. */
   private wideHeads: ReturnType<typeof buildHeads> | null = null;
+  /**
+   * Leading positions of row 0 whose final-normed hidden state is in `buffers.hiddenHistory`
+   * (every step copies its row-0 rows there by position; a commit of another row invalidates it).
+   */
+  private hiddenKept = 0;
+  private xentState: Promise<XentState> | null = null;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -107,6 +137,7 @@ export class Session {
         hb: await get('hb', 2 * c.hiddenDim),
         hb2: await get('hb2', c.hiddenDim),
         hidden: await get('hidden', c.dim),
+        hiddenHistory: await get('hidden_history', c.dim, c.seqLen),
         kCache: kv.keys,
         vCache: kv.values,
         partials: await get('lm_partials', (LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4, o.maxStatsRows),
@@ -141,7 +172,7 @@ export class Session {
     const start = tokens.length - Math.min(statsRows, tokens.length);
     this.writeTokens(tokens);
     const body = tokens.length === 1 ? this.graph.decode : this.graph.prefill;
-    const stats = await this.run(body, tokens.length, start, tokens.length - start, sampling);
+    const stats = await this.run(body, tokens.length, start, tokens.length - start, sampling, tokens);
     for (const t of tokens) this.kv.lengths[t.row] = t.pos + 1;
     return stats;
   }
@@ -160,7 +191,7 @@ export class Session {
       const body = chunk.length === 1 ? this.graph.decode : this.graph.prefill;
       for (let s = 0; s < chunk.length; s += this.maxStatsRows) {
         const count = Math.min(this.maxStatsRows, chunk.length - s);
-        out.push(...(await this.run(s === 0 ? body : [], chunk.length, s, count, sampling)));
+        out.push(...(await this.run(s === 0 ? body : [], chunk.length, s, count, sampling, s === 0 ? chunk : [])));
       }
       for (const t of chunk) this.kv.lengths[t.row] = t.pos + 1;
     }
@@ -186,6 +217,7 @@ export class Session {
 
   private async run(
     body: KernelCall[], nTokens: number, statsStart: number, statsRows: number, sampling: SamplingParams,
+    keep: readonly TokenInput[] = [],
   ): Promise<StepStats[]> {
     const u = new DataView(this.stepUniform);
     u.setUint32(0, nTokens, true);
@@ -206,10 +238,124 @@ export class Session {
     encodeCalls(pass, body, shape);
     encodeCalls(pass, statsRows === 1 ? heads.head : heads.batchedHead, shape);
     pass.end();
+    this.keepHidden(encoder, keep);
     const bytes = statsRows * statsRecordBytes(topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
     this.ctx.device.queue.submit([encoder.finish()]);
     return parseStats(await pending.read(), statsRows, topK);
+  }
+
+  /**
+   * Copies the final-normed hidden rows of row 0's tokens into `hiddenHistory` at their positions
+   * (GPU copies in the step's encoder, one per run of consecutive positions; nothing is read back).
+   */
+  private keepHidden(encoder: GPUCommandEncoder, tokens: readonly TokenInput[]): void {
+    const rowBytes = this.config.dim * 4;
+    for (let i = 0; i < tokens.length; i++) {
+      if (tokens[i].row !== 0) continue;
+      let j = i;
+      while (j + 1 < tokens.length && tokens[j + 1].row === 0 && tokens[j + 1].pos === tokens[j].pos + 1) j++;
+      const first = tokens[i].pos;
+      encoder.copyBufferToBuffer(this.buffers.hidden, i * rowBytes, this.buffers.hiddenHistory, first * rowBytes, (j - i + 1) * rowBytes);
+      // Positions before `first` are kept only if nothing is missing in between.
+      if (first <= this.hiddenKept) this.hiddenKept = tokens[j].pos + 1;
+      i = j;
+    }
+  }
+
+  /** Leading positions of row 0 whose final hidden state is kept on the GPU (for SRGen). */
+  get keptHiddenPositions(): number {
+    return Math.min(this.hiddenKept, this.kv.lengths[0]);
+  }
+
+  private async xentKernels(): Promise<XentState> {
+    this.xentState ??= (async () => {
+      const c = this.config;
+      const get = (label: string, bytes: number, usage = STORAGE) => this.pool.acquire(label, bytes, usage);
+      const b = {
+        params: await get('xent_params', XENT_PARAMS_BYTES, UNIFORM),
+        delta: await get('xent_delta', c.dim * 4),
+        targets: await get('xent_targets', c.seqLen * 4),
+        partials: await get('xent_partials', xentPartialsBytes(c.dim, c.seqLen)),
+        stats: await get('xent_stats', xentStatsBytes(c.seqLen)),
+        grad: await get('xent_grad', c.dim * 4),
+      };
+      const shape = { dim: c.dim, vocab: c.vocabSize };
+      const io = { ...b, hidden: this.buffers.hiddenHistory, wcls: this.weights.classifier };
+      const [forward, backward] = await Promise.all([
+        this.kernels.xentForward('xent', shape, io),
+        this.kernels.xentBackward('xent', shape, io),
+      ]);
+      return { ...b, forward, backward };
+    })();
+    return this.xentState;
+  }
+
+  /**
+   * SRGen's loss over row 0's first `positions` kept hidden states h_t shifted by δ (targets
+   * y_t = targets[t], t < positions − 1; the entropy term at the last position, temperature
+   * `temperature`), and with `backward` its gradient dloss/dδ. Fused kernels (xent.wgsl): the
+   * positions × vocab logits are never stored; 16 B (+ dim floats with the gradient) read back.
+   */
+  async xent(
+    positions: number, targets: readonly number[], delta: Float32Array,
+    o: { lambda: number; temperature: number; backward: boolean },
+  ): Promise<XentResult> {
+    this.ctx.assertAlive();
+    const c = this.config;
+    if (!Number.isInteger(positions) || positions < 1 || positions > this.keptHiddenPositions) {
+      throw new InvalidArgumentError(`xent needs 1..${this.keptHiddenPositions} kept positions of row 0, got ${positions}`);
+    }
+    if (targets.length !== positions - 1) throw new InvalidArgumentError(`xent needs ${positions - 1} targets, got ${targets.length}`);
+    if (delta.length !== c.dim) throw new InvalidArgumentError(`δ must have ${c.dim} entries, got ${delta.length}`);
+    const x = await this.xentKernels();
+    const q = this.ctx.device.queue;
+    q.writeBuffer(x.params, 0, xentParams(positions, o.lambda, o.temperature));
+    q.writeBuffer(x.delta, 0, delta.buffer, delta.byteOffset, delta.byteLength);
+    if (positions > 1) {
+      const t = Uint32Array.from(targets);
+      q.writeBuffer(x.targets, 0, t.buffer, 0, t.byteLength);
+    }
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'xent' });
+    const pass = encoder.beginComputePass({ label: 'xent' });
+    encodeCalls(pass, o.backward ? [...x.forward, ...x.backward] : x.forward, { positions });
+    pass.end();
+    const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
+    if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
+    q.submit([encoder.finish()]);
+    const [summary, grad] = await Promise.all(reads.map((r) => r.read()));
+    const s = new Float32Array(summary);
+    return { loss: s[0], ce: s[1], entropy: s[2], grad: grad ? new Float32Array(grad) : null };
+  }
+
+  /** The kept final hidden state of row 0 at `pos` (dim floats read back). */
+  async keptHidden(pos: number): Promise<Float32Array> {
+    this.ctx.assertAlive();
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.keptHiddenPositions) {
+      throw new InvalidArgumentError(`no kept hidden state of row 0 at position ${pos}`);
+    }
+    const rowBytes = this.config.dim * 4;
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'kept hidden' });
+    const pending = await this.readback.enqueue(encoder, this.buffers.hiddenHistory, pos * rowBytes, rowBytes);
+    this.ctx.device.queue.submit([encoder.finish()]);
+    return new Float32Array(await pending.read());
+  }
+
+  /**
+   * Replaces hidden row `hiddenRow` of the last step with `x` (dim floats) and runs the LM head on
+   * it with that row's token slot: the StepStats (and GPU draw, keyed as the step's) of W·x.
+   * Later fullStats/logits calls for that row see `x` too, until the next step.
+   */
+  async headOver(hiddenRow: number, x: Float32Array, sampling: SamplingParams): Promise<StepStats> {
+    this.ctx.assertAlive();
+    const c = this.config;
+    if (x.length !== c.dim) throw new InvalidArgumentError(`a hidden row has ${c.dim} entries, got ${x.length}`);
+    if (!Number.isInteger(hiddenRow) || hiddenRow < 0 || hiddenRow >= this.maxStepTokens) {
+      throw new InvalidArgumentError(`hidden row ${hiddenRow} does not exist`);
+    }
+    this.ctx.device.queue.writeBuffer(this.buffers.hidden, hiddenRow * c.dim * 4, x.buffer, x.byteOffset, x.byteLength);
+    const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling);
+    return stats;
   }
 
   private wide(): ReturnType<typeof buildHeads> {
@@ -243,6 +389,8 @@ export class Session {
     this.ctx.assertAlive();
     const encoder = this.ctx.device.createCommandEncoder({ label: 'kv fork' });
     this.kv.fork(this.ctx.device.queue, encoder, src, dsts);
+    // Row 0's positions become another row's, whose hidden states were not kept.
+    if (src !== 0 && dsts.includes(0)) this.hiddenKept = 0;
     this.ctx.device.queue.submit([encoder.finish()]);
   }
 
@@ -258,11 +406,15 @@ export class Session {
 
   reset(): void {
     this.kv.lengths.fill(0);
+    this.hiddenKept = 0;
   }
 
   dispose(): void {
     const b = this.buffers;
-    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.partials, b.partialTopK, b.stats, b.logits].forEach((x) => this.pool.release(x));
+    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.hiddenHistory, b.partials, b.partialTopK, b.stats, b.logits]
+      .forEach((x) => this.pool.release(x));
+    this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
+    this.xentState = null;
     this.kv.release(this.pool);
     this.readback.destroy();
   }

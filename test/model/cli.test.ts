@@ -13,7 +13,7 @@ test('generate --json prints the golden greedy tokens with per-step statistics',
   const r = cli('generate', '--prompt', 'Once upon a time', '--max-tokens', '12', '--decoder', 'greedy', '--json');
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
-  assert.deepEqual(Object.keys(out).sort(), ['events', 'finish', 'steps', 'text', 'timing', 'tokens']);
+  assert.deepEqual(Object.keys(out).sort(), ['events', 'finish', 'steps', 'summary', 'text', 'timing', 'tokens']);
   assert.deepEqual(out.events, []);
   assert.deepEqual(out.tokens, golden.tokens.slice(0, golden.prompt_token_count + 12));
   assert.equal(out.finish, 'max_tokens');

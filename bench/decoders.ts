@@ -1,0 +1,212 @@
+// `npm run bench:decoders`: what the entropy-aware decoders cost and buy, on stories15M in Node
+// (the `webgpu` package; SwiftShader here). Everything is measured in one process, side by side:
+//   1. readback bytes per decode step, per decoder;
+//   2. one batched step at B = 1, 2, 4, 8, 10 rows: cost of a trial token relative to a single-row
+//      token (CNTP's trials are such rows);
+//   3. CNTP vs plain sampling at the same temperature / top-p over many seeds: stories15M
+//      perplexity of the produced text, distinct-2, time per emitted token;
+//   4. EAD over a τ sweep: large-model share, cost ratio (formula and wall time vs large-only),
+//      greedy agreement with large-only, stories15M perplexity; a table and an SVG chart.
+// Writes bench/results/decoders-<date>.json, .md and .svg.
+//
+// Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64]
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Engine, GenerateOptions, GenerationResult } from '../src/engine.ts';
+import { bundledModel, createNodeEngine } from '../src/node/index.ts';
+import type { Session } from '../src/runtime/session.ts';
+import { modelSession } from '../test/support/engine.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '50' },
+    tokens: { type: 'string', default: '32' },
+    'ead-tokens': { type: 'string', default: '64' },
+  },
+});
+const SEEDS = Number(args.seeds);
+const TOKENS = Number(args.tokens);
+const EAD_TOKENS = Number(args['ead-tokens']);
+const PROMPTS = ['Once upon a time', 'Lily and Ben were best friends', 'The little dog'];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** stories15M perplexity of tokens[from..] given everything before (full logits, float64). */
+async function perplexity(session: Session, tokens: number[], from: number): Promise<number> {
+  session.reset();
+  await session.step(tokens.slice(0, -1).map((id, pos) => ({ id, pos, row: 0 })));
+  let nll = 0;
+  for (let t = from - 1; t < tokens.length - 1; t++) {
+    const z = await session.logits(t);
+    let max = -Infinity;
+    for (const v of z) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of z) sum += Math.exp(v - max);
+    nll += max + Math.log(sum) - z[tokens[t + 1]];
+  }
+  return Math.exp(nll / (tokens.length - from));
+}
+
+function distinct2(texts: number[][]): number {
+  const pairs = new Set<string>();
+  let total = 0;
+  for (const t of texts) for (let i = 1; i < t.length; i++, total++) pairs.add(`${t[i - 1]},${t[i]}`);
+  return total ? pairs.size / total : 0;
+}
+
+async function timed(engine: Engine, prompt: string, o: GenerateOptions): Promise<GenerationResult & { wallMs: number }> {
+  const t0 = performance.now();
+  const r = await engine.generate(prompt, o).complete();
+  return { ...r, wallMs: performance.now() - t0 };
+}
+
+async function batchedRows(session: Session) {
+  const rows = [1, 2, 4, 8, 10];
+  const prompt = [1, 9038, 2501, 263, 931];
+  const perB: Record<number, number[]> = {};
+  for (let rep = 0; rep < 5; rep++) {
+    for (const B of rows) {
+      session.reset();
+      await session.step(prompt.map((id, pos) => ({ id, pos, row: 0 })));
+      session.fork(0, Array.from({ length: B - 1 }, (_, i) => i + 1));
+      const times: number[] = [];
+      for (let s = 0; s < 4; s++) {
+        const t0 = performance.now();
+        await session.step(Array.from({ length: B }, (_, row) => ({ id: 300 + row + s, pos: 5 + s, row })), B);
+        times.push(performance.now() - t0);
+      }
+      (perB[B] ??= []).push(median(times));
+    }
+  }
+  const single = median(perB[1]);
+  return rows.map((B) => ({ B, stepMs: median(perB[B]), perRowRelative: median(perB[B]) / B / single }));
+}
+
+async function main() {
+  const pair = await createNodeEngine();
+  const bytes = (p: string) => new Uint8Array(readFileSync(p));
+  await pair.loadModel({ model: bytes(bundledModel.model), tokenizer: bytes(bundledModel.tokenizer), smallModel: bytes(bundledModel.smallModel) });
+  const { session: scorer } = await modelSession(10);
+  const report: Record<string, unknown> = { date: new Date().toISOString(), machine: { cpus: os.cpus().length, adapter: pair.adapter }, protocol: { seeds: SEEDS, tokens: TOKENS, eadTokens: EAD_TOKENS, prompts: PROMPTS } };
+
+  console.log('# readback bytes per decode step');
+  const readback: Record<string, number> = {};
+  const decoders: [string, GenerateOptions][] = [
+    ['greedy', { decoder: 'greedy' }],
+    ['sample T=1', { decoder: 'sample', temperature: 1 }],
+    ['sample T=1 top-p 0.9', { decoder: 'sample', temperature: 1, topP: 0.9 }],
+    ['cntp T=1 top-p 0.9', { decoder: 'cntp', temperature: 1, topP: 0.9 }],
+    ['ead τ=1', { decoder: 'ead', tau: 1 }],
+  ];
+  for (const [name, o] of decoders) {
+    const r = await timed(pair, PROMPTS[0], { ...o, maxTokens: TOKENS, seed: 1 });
+    readback[name] = r.timing.readbackBytesPerStep;
+    console.log(`${name.padEnd(24)} ${readback[name].toFixed(0)} B/step`);
+  }
+  report.readbackBytesPerStep = readback;
+
+  console.log('# batched rows');
+  const batch = await batchedRows(scorer);
+  for (const b of batch) console.log(`B=${String(b.B).padStart(2)}  step ${b.stepMs.toFixed(1)} ms  per-row cost ${b.perRowRelative.toFixed(3)} of a single-row step`);
+  report.batchedRows = batch;
+
+  console.log(`# CNTP vs plain sampling (T = 1, top-p 0.9), ${SEEDS} seeds × ${TOKENS} tokens`);
+  const base: GenerateOptions = { temperature: 1, topP: 0.9, maxTokens: TOKENS };
+  const arms: Record<string, { ppl: number[]; tokens: number[][]; msPerToken: number[]; branches: number }> = {
+    plain: { ppl: [], tokens: [], msPerToken: [], branches: 0 },
+    cntp: { ppl: [], tokens: [], msPerToken: [], branches: 0 },
+  };
+  for (let seed = 0; seed < SEEDS; seed++) {
+    const prompt = PROMPTS[seed % PROMPTS.length];
+    for (const [arm, decoder] of [['plain', 'sample'], ['cntp', 'cntp']] as const) {
+      const r = await timed(pair, prompt, { ...base, decoder, seed });
+      const generated = r.tokens.slice(r.promptTokenCount);
+      arms[arm].ppl.push(await perplexity(scorer, r.tokens, r.promptTokenCount));
+      arms[arm].tokens.push(generated);
+      arms[arm].msPerToken.push(r.wallMs / Math.max(1, generated.length));
+      arms[arm].branches += r.events.length;
+    }
+  }
+  const cntpSummary = Object.fromEntries(Object.entries(arms).map(([arm, a]) => [arm, {
+    meanPerplexity: mean(a.ppl), medianPerplexity: median(a.ppl), distinct2: distinct2(a.tokens),
+    msPerToken: median(a.msPerToken), branches: a.branches,
+  }]));
+  console.table(cntpSummary);
+  report.cntp = cntpSummary;
+
+  console.log(`# EAD τ sweep (greedy, w = 5, d_min = 4), ${PROMPTS.length} prompts × ${EAD_TOKENS} tokens`);
+  const taus = [-Infinity, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, Infinity];
+  const largeOnly = new Map<string, GenerationResult & { wallMs: number }>();
+  const sweep = [];
+  for (const tau of taus) {
+    const rows = [];
+    for (const prompt of PROMPTS) {
+      const r = await timed(pair, prompt, { decoder: 'ead', tau, maxTokens: EAD_TOKENS });
+      if (tau === -Infinity) largeOnly.set(prompt, r);
+      const ref = largeOnly.get(prompt)!;
+      const gen = r.tokens.slice(r.promptTokenCount);
+      const refGen = ref.tokens.slice(ref.promptTokenCount);
+      const agree = gen.filter((t, i) => t === refGen[i]).length / Math.max(gen.length, refGen.length);
+      rows.push({
+        largeShare: r.summary.largeShare as number, costRatio: r.summary.costRatio as number,
+        wallRatio: (r.wallMs / Math.max(1, gen.length)) / (ref.wallMs / Math.max(1, refGen.length)),
+        catchUpTokens: r.summary.catchUpTokens as number, agreement: agree,
+        perplexity: await perplexity(scorer, r.tokens, r.promptTokenCount),
+      });
+    }
+    const row = {
+      tau, largeShare: mean(rows.map((x) => x.largeShare)), costRatio: mean(rows.map((x) => x.costRatio)),
+      wallRatio: mean(rows.map((x) => x.wallRatio)), catchUpTokens: mean(rows.map((x) => x.catchUpTokens)),
+      agreement: mean(rows.map((x) => x.agreement)), perplexity: mean(rows.map((x) => x.perplexity)),
+    };
+    sweep.push(row);
+    console.log(`τ=${String(tau).padStart(9)} large ${row.largeShare.toFixed(2)} cost ${row.costRatio.toFixed(3)} wall ${row.wallRatio.toFixed(3)} ` +
+      `catch-up ${row.catchUpTokens.toFixed(1)} agreement ${row.agreement.toFixed(2)} ppl ${row.perplexity.toFixed(2)}`);
+  }
+  report.ead = sweep;
+
+  const dir = join(import.meta.dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stem = join(dir, `decoders-${String(report.date).replace(/:/g, '-')}`);
+  writeFileSync(`${stem}.json`, JSON.stringify(report, null, 2));
+  writeFileSync(`${stem}.md`, markdown(report, batch, cntpSummary, sweep));
+  writeFileSync(`${stem}.svg`, chart(sweep));
+  console.log(`wrote ${stem}.json, .md, .svg`);
+  pair.dispose();
+  process.exit(0);
+}
+
+function markdown(report: Record<string, unknown>, batch: Awaited<ReturnType<typeof batchedRows>>, cntp: Record<string, Record<string, number>>, sweep: Record<string, number>[]): string {
+  const lines = [`# Decoder benchmark ${report.date}`, '', '| decoder | readback B/step |', '|---|---:|'];
+  for (const [k, v] of Object.entries(report.readbackBytesPerStep as Record<string, number>)) lines.push(`| ${k} | ${v.toFixed(0)} |`);
+  lines.push('', '| B rows | step ms | per-row cost vs B = 1 |', '|---:|---:|---:|');
+  for (const b of batch) lines.push(`| ${b.B} | ${b.stepMs.toFixed(1)} | ${b.perRowRelative.toFixed(3)} |`);
+  lines.push('', '| arm | mean ppl | median ppl | distinct-2 | ms/token | branches |', '|---|---:|---:|---:|---:|---:|');
+  for (const [k, v] of Object.entries(cntp)) lines.push(`| ${k} | ${v.meanPerplexity.toFixed(3)} | ${v.medianPerplexity.toFixed(3)} | ${v.distinct2.toFixed(3)} | ${v.msPerToken.toFixed(1)} | ${v.branches} |`);
+  lines.push('', '| τ (bits) | large share | cost ratio | wall ratio | catch-up tokens | agreement | ppl |', '|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of sweep) lines.push(`| ${r.tau} | ${r.largeShare.toFixed(2)} | ${r.costRatio.toFixed(3)} | ${r.wallRatio.toFixed(3)} | ${r.catchUpTokens.toFixed(1)} | ${r.agreement.toFixed(2)} | ${r.perplexity.toFixed(2)} |`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Perplexity against cost ratio, one point per τ. */
+function chart(sweep: Record<string, number>[]): string {
+  const W = 480, H = 320, m = 48;
+  const xs = sweep.map((r) => r.costRatio), ys = sweep.map((r) => r.perplexity);
+  const [x0, x1] = [Math.min(...xs, 0.2), 1.05], [y0, y1] = [Math.min(...ys) * 0.9, Math.max(...ys) * 1.1];
+  const px = (x: number) => m + ((x - x0) / (x1 - x0)) * (W - 2 * m);
+  const py = (y: number) => H - m - ((y - y0) / (y1 - y0)) * (H - 2 * m);
+  const points = sweep.map((r) => `<circle cx="${px(r.costRatio).toFixed(1)}" cy="${py(r.perplexity).toFixed(1)}" r="4"/>` +
+    `<text x="${(px(r.costRatio) + 6).toFixed(1)}" y="${(py(r.perplexity) - 6).toFixed(1)}" font-size="11">τ=${r.tau}</text>`).join('');
+  const line = sweep.map((r, i) => `${i ? 'L' : 'M'}${px(r.costRatio).toFixed(1)},${py(r.perplexity).toFixed(1)}`).join(' ');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">` +
+    `<rect width="${W}" height="${H}" fill="white"/><path d="${line}" fill="none" stroke="#888"/>${points}` +
+    `<line x1="${m}" y1="${H - m}" x2="${W - m}" y2="${H - m}" stroke="black"/><line x1="${m}" y1="${m}" x2="${m}" y2="${H - m}" stroke="black"/>` +
+    `<text x="${W / 2}" y="${H - 12}" text-anchor="middle" font-size="12">cost ratio (large = 1)</text>` +
+    `<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle" font-size="12">stories15M perplexity</text>` +
+    `<text x="${m}" y="${H - m + 14}" font-size="10">${x0.toFixed(2)}</text><text x="${W - m}" y="${H - m + 14}" font-size="10" text-anchor="end">${x1.toFixed(2)}</text>` +
+    `<text x="${m - 4}" y="${H - m}" font-size="10" text-anchor="end">${y0.toFixed(1)}</text><text x="${m - 4}" y="${m + 4}" font-size="10" text-anchor="end">${y1.toFixed(1)}</text></svg>\n`;
+}
+
+await main();

@@ -1,0 +1,112 @@
+// SRGen — Self-Reflective Generation (DESIGN §4). Each step the entropy of the sampling
+// distribution is compared with a threshold drawn from the recent entropies; where it is higher,
+// the decoder "reflects" before emitting: it optimises one vector δ added to the final hidden
+// states of every position so far, for (1−λ)·(next-token cross-entropy over the context) +
+// λ·(entropy at the last position), and samples the token from W(h_T + δ). δ is then discarded.
+// The optimisation runs on the GPU (runtime.reflect: fused cross-entropy kernels, AdamW on the CPU).
+import { checkInteger, checkNumber } from '../errors.ts';
+import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
+
+export interface SrgenThresholdOptions {
+  /** N: entries of history the adaptive threshold looks at. Default 25. */
+  window: number;
+  /** K: standard deviations above the mean. Default 4. */
+  k: number;
+  /** σ_min: floor of the standard deviation. Default 0.5. */
+  sigmaMin: number;
+  /** θ_min: floor of the threshold. Default 1.8. */
+  thetaMin: number;
+  /** θ_0: threshold while fewer than N entries are known. Default 3.0. */
+  theta0: number;
+}
+
+export interface SrgenOptions extends SamplingDecoderOptions, Partial<SrgenThresholdOptions> {
+  /** Weight of the entropy term in the loss. Default 0.05. */
+  lambda?: number;
+  /** AdamW learning rate. Default 0.01. */
+  lr?: number;
+  /** AdamW steps per reflection. Default 3. */
+  optSteps?: number;
+  /** Reflections per generation at most; monitoring stops after the last. Default 20. */
+  maxReflections?: number;
+}
+
+export const SRGEN_DEFAULTS = {
+  window: 25, k: 4, sigmaMin: 0.5, thetaMin: 1.8, theta0: 3.0,
+  lambda: 0.05, lr: 0.01, optSteps: 3, maxReflections: 20, temperature: 0.6,
+} as const;
+
+/**
+ * The threshold θ for a step, from the entropies of the steps before it (`history`, oldest
+ * first): with at least N entries, max(mean + K·max(std, σ_min), θ_min) over the last N (std
+ * unbiased, divisor N − 1); otherwise θ_0. As the authors' code does, the current step's entropy is
+ * compared with a threshold of the previous N and appended afterwards (DESIGN §4's "append; then
+ * threshold over the last N" read that way: a spike does not raise its own threshold).
+ */
+export function srgenThreshold(history: readonly number[], o: SrgenThresholdOptions = SRGEN_DEFAULTS): number {
+  const n = o.window;
+  if (history.length < n || n < 1) return o.theta0;
+  const last = history.slice(history.length - n);
+  const mean = last.reduce((a, b) => a + b, 0) / n;
+  const variance = n > 1 ? last.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1) : 0;
+  return Math.max(mean + o.k * Math.max(Math.sqrt(variance), o.sigmaMin), o.thetaMin);
+}
+
+export class SrgenDecoder implements Decoder {
+  readonly name = 'srgen';
+  readonly base: SamplingDecoder;
+  readonly threshold: SrgenThresholdOptions;
+  readonly lambda: number;
+  readonly lr: number;
+  readonly optSteps: number;
+  readonly maxReflections: number;
+  private readonly temperature: number;
+  /** Entropies of the monitored steps (nats, at the sampling temperature). */
+  readonly history: number[] = [];
+  reflections = 0;
+
+  constructor(o: SrgenOptions = {}) {
+    const { lambda, lr, optSteps, maxReflections, window, k, sigmaMin, thetaMin, theta0, ...sampling } = o;
+    const d = SRGEN_DEFAULTS;
+    this.threshold = {
+      window: checkInteger('window', window ?? d.window, 1, 1 << 20),
+      k: checkNumber('k', k ?? d.k, 0, 1e3),
+      sigmaMin: checkNumber('sigmaMin', sigmaMin ?? d.sigmaMin, 0, 1e3),
+      thetaMin: checkNumber('thetaMin', thetaMin ?? d.thetaMin, 0, 1e3),
+      theta0: checkNumber('theta0', theta0 ?? d.theta0, 0, 1e3),
+    };
+    this.lambda = checkNumber('lambda', lambda ?? d.lambda, 0, 1);
+    this.lr = checkNumber('lr', lr ?? d.lr, 0, 10);
+    this.optSteps = checkInteger('optSteps', optSteps ?? d.optSteps, 0, 100);
+    this.maxReflections = checkInteger('maxReflections', maxReflections ?? d.maxReflections, 0, 1 << 20);
+    this.base = new SamplingDecoder({ ...sampling, temperature: sampling.temperature ?? d.temperature });
+    this.temperature = this.base.sampler.params.temperature || 1;
+  }
+
+  sampling() {
+    return this.base.sampling();
+  }
+
+  async next(ctx: DecodeContext): Promise<Emission> {
+    if (this.reflections >= this.maxReflections) return this.base.next(ctx); // budget spent: stop monitoring
+    // The step's stats are at the sampling temperature (sampling().statsTemperature).
+    const entropy = ctx.stats.entropy;
+    const threshold = srgenThreshold(this.history, this.threshold);
+    this.history.push(entropy);
+    if (!(entropy > threshold)) return this.base.next(ctx);
+
+    this.reflections++;
+    const { losses, stats } = await ctx.runtime.reflect({
+      tokens: ctx.tokens, lambda: this.lambda, steps: this.optSteps, temperature: this.temperature,
+      adam: { lr: this.lr }, sampling: this.sampling(),
+    });
+    // The token comes from W(h_T + δ) through the normal sampler, keyed as the plain step's draw.
+    const { tokenId } = await this.base.draw(ctx, stats, 0, ctx.pos, ctx.tokens);
+    return {
+      tokens: [tokenId],
+      stats: [stats],
+      event: { type: 'srgen', pos: ctx.pos, entropy, threshold, loss: losses, token: tokenId },
+    };
+  }
+}

@@ -1,0 +1,81 @@
+// EAD with the real pair: stories15M (large) and the distilled stories-student (small), greedy.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { Engine, GenerationResult } from '../../src/engine.ts';
+import { bundledModel, createNodeEngine } from '../../src/node/index.ts';
+import { STAT_TOLERANCE, goldens } from '../support/engine.ts';
+
+const golden = goldens().find((g) => g.prompt === 'Once upon a time')!;
+const MAX = 40;
+
+describe('EAD: small/large pair sharing the vocabulary', () => {
+  let pair: Engine;
+  let smallOnly: Engine;
+  before(async () => {
+    const bytes = (path: string) => new Uint8Array(readFileSync(path));
+    pair = await createNodeEngine();
+    await pair.loadModel({ model: bytes(bundledModel.model), tokenizer: bytes(bundledModel.tokenizer), smallModel: bytes(bundledModel.smallModel) });
+    smallOnly = await createNodeEngine();
+    await smallOnly.loadModel({ model: bytes(bundledModel.smallModel), tokenizer: bytes(bundledModel.tokenizer) });
+  });
+  after(() => {
+    pair.dispose();
+    smallOnly.dispose();
+  });
+
+  const ead = (tau: number): Promise<GenerationResult> =>
+    pair.generate(golden.prompt, { decoder: 'ead', tau, maxTokens: MAX }).complete();
+
+  test('τ = +∞ is exactly small-only greedy', async () => {
+    const r = await ead(Infinity);
+    const small = await smallOnly.generate(golden.prompt, { maxTokens: MAX }).complete();
+    assert.deepEqual(r.tokens, small.tokens);
+    assert.ok(r.steps.every((s) => s.model === 'small'));
+    assert.equal(r.summary.largeShare, 0);
+    assert.ok(Math.abs((r.summary.costRatio as number) - 4522624 / 15191712) < 1e-12);
+  });
+
+  test('τ = −∞ is exactly large-only greedy, which is the golden reference', async () => {
+    const r = await ead(-Infinity);
+    assert.deepEqual(r.tokens, golden.tokens.slice(0, golden.prompt_token_count + MAX));
+    assert.ok(r.steps.every((s) => s.model === 'large'));
+    assert.equal(r.summary.largeShare, 1);
+    assert.equal(r.summary.costRatio, 1);
+    assert.equal(r.summary.catchUpTokens, golden.prompt_token_count, 'the large model read the prompt once');
+  });
+
+  test('a middle τ switches both ways; the large model’s stats after a switch equal a fresh large-only run', async () => {
+    const r = await ead(1.0);
+    const models = r.steps.map((s) => s.model);
+    assert.ok(models.includes('small') && models.includes('large'), models.join(','));
+    assert.ok(r.events.length >= 2, 'switches are reported');
+    // Each switch happened only after the previous model produced d_min = 4 tokens.
+    let run = 0;
+    for (let i = 1; i < models.length; i++) {
+      run++;
+      if (models[i] !== models[i - 1]) {
+        assert.ok(run >= 4, `switch at step ${i} after ${run} tokens`);
+        run = 0;
+      }
+    }
+    // Every large-model step saw the same logits a large-only run has on these tokens.
+    const scored = await pair.score(r.tokens.slice(0, -1));
+    for (const s of r.steps.filter((x) => x.model === 'large')) {
+      assert.equal(s.tokenId, scored[s.pos].argmax, `argmax at ${s.pos}`);
+      assert.ok(Math.abs(s.lse - scored[s.pos].lse) < STAT_TOLERANCE, `lse at ${s.pos}`);
+      assert.ok(Math.abs(s.entropy - scored[s.pos].entropy) < STAT_TOLERANCE, `entropy at ${s.pos}`);
+    }
+    const large = models.filter((m) => m === 'large').length / models.length;
+    assert.equal(r.summary.largeShare, large);
+    assert.ok(Math.abs((r.summary.costRatio as number) - (large + (1 - large) * (4522624 / 15191712))) < 1e-12);
+    const catchUp = (r.events as unknown as { catchUpTokens: number }[]).reduce((n, e) => n + e.catchUpTokens, 0);
+    assert.ok((r.summary.catchUpTokens as number) >= catchUp);
+  });
+
+  test('ead without a small model, or with NaN τ, is rejected up front', async () => {
+    assert.throws(() => smallOnly.generate('x', { decoder: 'ead' }), /needs a small model/);
+    assert.throws(() => pair.generate('x', { decoder: 'ead', tau: Number.NaN }), /tau/);
+    assert.throws(() => pair.generate('x', { decoder: 'ead', window: 0 }), /window/);
+  });
+});
