@@ -13,6 +13,9 @@ import { STORAGE, UNIFORM, createBufferChecked } from '../../src/gpu/buffers.ts'
 import { type GpuContext, acquireGpu } from '../../src/gpu/device.ts';
 import { Kernels, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from '../../src/gpu/kernels.ts';
 import { type KernelCall, type StepShape, encodeCalls } from '../../src/gpu/pipelines.ts';
+import { mulberry32 } from './random.ts';
+
+export { mulberry32 };
 import { ReadbackRing } from '../../src/gpu/readback.ts';
 
 /** Unit roundoff of float32: round-to-nearest has relative error ≤ U; 1 ulp ≤ 2U relative. */
@@ -189,17 +192,6 @@ export class GpuTest {
 // ---------------------------------------------------------------------------------------------
 // Test data
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type Rng = () => number;
 

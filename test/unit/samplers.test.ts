@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create } from 'webgpu';
 import { pcgHash, rngBits, uniform01 } from '../../src/decode/rng.ts';
+import { mulberry32 } from '../support/random.ts';
 import {
   CPU_DRAW_INDEX, type Distribution, type SamplerOptions, type StageResult, applyMinP, applyRepetitionPenalty,
   applyTopH, applyTopK, applyTopP, applyTypical, candidateProbabilities, closedDistribution, createSampler, drawIndex,
@@ -32,17 +33,6 @@ import { type StepStats, parseStats } from '../../src/runtime/stats.ts';
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** mulberry32: a small seeded PRNG for test data, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rng: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());

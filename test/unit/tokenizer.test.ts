@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { InvalidArgumentError, TokenizerFormatError } from '../../src/errors.ts';
 import { TokenStreamDecoder, Tokenizer } from '../../src/tokenizer/tokenizer.ts';
+import { mulberry32 } from '../support/random.ts';
 // @ts-expect-error: a plain .mjs script without type declarations
 import { toCurrentTokenizerFormat } from '../../scripts/setup-model.mjs';
 
@@ -618,14 +619,3 @@ function randomString(rng: () => number, length: number, ranges: readonly Range[
   return s;
 }
 
-/** Small seeded PRNG so every run tests the same strings. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
