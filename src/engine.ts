@@ -69,25 +69,16 @@ export const DEFAULT_ROWS = 10;
 /** CNTP trials end after the first token of each of these (DESIGN §4). */
 const CNTP_STOP_PIECES = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
 
-export interface GenerateOptions {
+/**
+ * Options of generate(): the sampler stages of samplers.ts (temperature — default 1, 0.6 for
+ * SRGen, 0 for greedy and EAD — topK, topP, minP, typical, topH, repetitionPenalty) and each
+ * decoder's parameters.
+ */
+export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'> {
   /** New tokens to produce at most (default: until BOS or the context is full). */
   maxTokens?: number;
-  /** 'greedy' (argmax, as llama2.c) or 'sample' (the sampler pipeline below). */
+  /** 'greedy' (argmax, as llama2.c), 'sample' (the sampler pipeline), 'cntp', 'ead' or 'srgen'. */
   decoder?: DecoderName;
-  /** Sampling temperature (decoder 'sample'); default 1. */
-  temperature?: number;
-  /** Keep the k most probable tokens; 0 (default) = off. */
-  topK?: number;
-  /** Nucleus mass in [0, 1]; 1 (default) = off. */
-  topP?: number;
-  /** Keep tokens with p ≥ minP · p_max; 0 (default) = off. */
-  minP?: number;
-  /** Locally typical sampling mass τ in [0, 1]; 1 (default) = off. */
-  typical?: number;
-  /** Top-H entropy-bounded truncation (α, n); off unless given. */
-  topH?: { alpha?: number; n?: number };
-  /** HF repetition penalty θ ≥ 0.01; 1 (default) = off. */
-  repetitionPenalty?: number;
   /** CNTP: entropy (nats) below which one trial runs; default 0.01. */
   hLo?: number;
   /** CNTP: entropy at which maxTrials run; default 1.5. */

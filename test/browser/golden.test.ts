@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import type { GenerateOptions } from '../../src/engine.ts';
 import { type BrowserSession, startBrowserSession, waitForGlobal } from '../support/browser.ts';
 import { STAT_TOLERANCE, goldens, loadedEngine } from '../support/engine.ts';
 
@@ -41,14 +42,20 @@ describe('stories15M against llama2.c in Chromium (WebGPU)', () => {
     });
   }
 
-  test('a seeded sample is the same in Chromium and in Node', async () => {
-    const options = { decoder: 'sample' as const, temperature: 0.9, seed: 1234, maxTokens: 40 };
-    const inPage = await page.evaluate((o) => window.forkwisePage.generate('Once upon a time', o), options);
+  test('seeded samples are the same in Chromium and in Node (GPU draw, CPU draw after top-p, CNTP)', async () => {
+    const cases: GenerateOptions[] = [
+      { decoder: 'sample', temperature: 0.9, seed: 1234, maxTokens: 40 }, // full vocabulary: GPU Gumbel-max
+      { decoder: 'sample', temperature: 1, topP: 0.9, seed: 99, maxTokens: 30 }, // truncated: CPU draw from top-64
+      { decoder: 'cntp', temperature: 1, topP: 0.9, seed: 5, maxTokens: 16 }, // trials as batched rows
+    ];
     const engine = await loadedEngine();
     try {
-      const inNode = await engine.generate('Once upon a time', options).complete();
-      assert.deepEqual(inPage.tokens, inNode.tokens);
-      assert.equal(inPage.text, inNode.text);
+      for (const options of cases) {
+        const inPage = await page.evaluate((o) => window.forkwisePage.generate('Once upon a time', o), options);
+        const inNode = await engine.generate('Once upon a time', options).complete();
+        assert.deepEqual(inPage.tokens, inNode.tokens, JSON.stringify(options));
+        assert.equal(inPage.text, inNode.text);
+      }
     } finally {
       engine.dispose();
     }
