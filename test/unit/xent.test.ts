@@ -18,19 +18,14 @@
 // element from the float64 data; see `logitErrors`, `forwardTolerance` and `gradTolerance`. Each
 // check reports (t.diagnostic) its worst error as a fraction of the tolerance and as a relative error.
 //
-// XENT_BENCH=1 adds a timing test: forward + backward at T = 64 and 256 against one LM head.
 import assert from 'node:assert/strict';
-import { performance } from 'node:perf_hooks';
 import { after, afterEach, before, describe, test } from 'node:test';
-import {
-  LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, XENT_INVOCATIONS, xentStatsBytes, type XentShape, statsRecordWords, xentParams,
-  xentPartialsBytes,
-} from '../../src/gpu/kernels.ts';
+import { XENT_INVOCATIONS, xentParams, xentPartialsBytes, xentStatsBytes } from '../../src/gpu/kernels.ts';
 import { type KernelCall, type StepShape, bindGroupFor } from '../../src/gpu/pipelines.ts';
 import { transposeConcat } from '../../src/model/weights.ts';
 import { GpuTest, U, dyadic, mulberry32, randInt, randn } from '../support/gpu.ts';
 import {
-  type XentForwardRef, type XentGradRef, type XentProblem, xentForwardRef, xentGradRef, xentLogits, xentLossRef,
+  type XentForwardRef, type XentGradRef, type XentProblem, xentGradRef, xentLogits, xentLossRef,
 } from '../support/xent-reference.ts';
 
 let gpu: GpuTest;
@@ -635,50 +630,5 @@ describe('xent: fused vs unfused GPU gradient', () => {
       const fu = close(got.grad, unfused, Array.from(tolU, (x, k) => x + tolF[k]), 'fused vs unfused dδ');
       diag(`unfused vs float64: ${fmt(u)}; fused vs unfused: ${fmt(fu)}`);
     });
-  }
-});
-
-// ---------------------------------------------------------------------------------------------
-// Timing (XENT_BENCH=1): forward + backward against one fused LM head, alternating, best of 5.
-
-test('xent: timing at T = 64 and 256 vs one LM head', { skip: !process.env.XENT_BENCH }, async (t) => {
-  const dim = 288;
-  const vocab = 32000;
-  const maxT = 256;
-  const rng = mulberry32(9);
-  const W = randn(rng, vocab * dim, 4 / Math.sqrt(dim));
-  const hidden = await gpu.upload(randn(rng, maxT * dim), 'hidden');
-  const wcls = await gpu.upload(transposeConcat([W], dim), 'wcls');
-  const b = {
-    params: await gpu.uniform(16, 'params'), hidden, delta: await gpu.upload(randn(rng, dim, 0.1)), wcls,
-    targets: await gpu.upload(new Uint32Array(maxT).map(() => randInt(rng, vocab))),
-    partials: await gpu.alloc(xentPartialsBytes(dim, maxT) / 4), stats: await gpu.alloc(xentStatsBytes(maxT) / 4),
-    grad: await gpu.alloc(dim),
-  };
-  const fwd = await gpu.kernels.xentForward('xent', { dim, vocab }, b);
-  const bwd = await gpu.kernels.xentBackward('xent', { dim, vocab }, b);
-  const lm = await gpu.kernels.lmHeadStats('lm', { dim, vocab, topK: 8 }, {
-    step: await gpu.step({ nTokens: 1, statsRows: 1 }), tokens: await gpu.tokens([{ id: 0, pos: 0, row: 0 }]), hidden, wcls,
-    partials: await gpu.alloc((LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4), partialTopK: await gpu.alloc(LM_PARTIALS_PER_ROW * 16),
-    stats: await gpu.alloc(statsRecordWords(8)),
-  });
-  const time = async (calls: KernelCall[]) => {
-    const a = performance.now();
-    await gpu.run(calls, NO_STEP);
-    return performance.now() - a;
-  };
-  for (const T of [64, 256]) {
-    gpu.write(b.params, xentParams(T, 0.05, 0.6));
-    const runs = { lm: [] as number[], fwd: [] as number[], bwd: [] as number[] };
-    const shape: XentShape = { positions: T };
-    for (let r = 0; r < 6; r++) {
-      const l = await time(lm);
-      const f = await time(bound(fwd, shape));
-      const g = await time(bound(bwd, shape));
-      if (r > 0) { runs.lm.push(l); runs.fwd.push(f); runs.bwd.push(g); }
-    }
-    const best = (xs: number[]) => Math.min(...xs);
-    const [l, f, g] = [best(runs.lm), best(runs.fwd), best(runs.bwd)];
-    t.diagnostic(`T ${T}: LM head ${l.toFixed(1)} ms; forward ${f.toFixed(0)} ms (${(f / l).toFixed(1)}×), backward ${g.toFixed(0)} ms (${(g / l).toFixed(1)}×), both ${((f + g) / l).toFixed(1)}× one LM head`);
   }
 });
