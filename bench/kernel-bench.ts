@@ -31,29 +31,11 @@ import { MAP_MODE_READ, READBACK, STORAGE, UNIFORM, createBufferChecked } from '
 import {
   Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, statsRecordWords,
 } from '../src/gpu/kernels.ts';
-import { type KernelCall, type StepShape, bindGroupFor, encodeCalls } from '../src/gpu/pipelines.ts';
+import { type KernelCall, type StepShape, encodeCalls } from '../src/gpu/pipelines.ts';
 import { parseStats } from '../src/runtime/stats.ts';
 
 const QUERY_RESOLVE = 0x200;
 
-/**
- * A read-only stream over the copy's source: each invocation sums its grid-stride vec4s and
- * writes one vec4. Not an engine kernel: it tells how far the copy (which also writes 37 MB) is
- * from what reading alone costs on this device.
- */
-const READ_STREAM_WGSL = /* wgsl */ `
-override WG: u32 = 64u;
-@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let stride = groups.x * WG;
-  let n = arrayLength(&src);
-  var acc = vec4<f32>(0.0);
-  for (var i = gid.x; i < n; i += stride) { acc += src[i]; }
-  dst[gid.x] = acc;
-}
-`;
 const COPY_SRC = 0x4;
 
 /** stories15M's shapes. */
@@ -356,11 +338,7 @@ export async function runKernelBench(ctx: GpuContext, env: string, options: Kern
           }, [call]);
         }
         for (const workgroups of readWorkgroups) {
-          const pipeline = await kernels.pipelines.get({ name: 'bench_read_stream', code: READ_STREAM_WGSL, constants: { WG: 64 } });
-          const call: KernelCall = {
-            label: `read_stream/${workgroups}`, pipeline, grid: () => [workgroups, 1, 1],
-            bindGroup: bindGroupFor(ctx, pipeline, `read_stream/${workgroups}`, [src, dst]),
-          };
+          const call = await kernels.readStream(`read_stream/${workgroups}`, { src, dst }, workgroups);
           await runOnce(ctx, [call], shape);
           const sums = new Float32Array(await readBack(ctx, dst, 0, workgroups * 64 * 16));
           let total = 0;

@@ -196,6 +196,12 @@ export class Kernels {
     return this.call(label, { name: 'copy', code: copyWgsl, constants: { WG: 64 } }, [b.src, b.dst], () => [workgroups, 1, 1]);
   }
 
+  /** Reads `src` only (sums into workgroups·64 vec4s of `dst`): the read-bandwidth ceiling. */
+  readStream(label: string, b: { src: GPUBuffer; dst: GPUBuffer }, workgroups: number) {
+    return this.call(label, { name: 'copy', code: copyWgsl, entryPoint: 'read_stream', constants: { WG: 64 } },
+      [b.src, b.dst], () => [workgroups, 1, 1]);
+  }
+
   private xentSpec(entryPoint: string, c: { dim: number; vocab: number }) {
     if (c.dim % 4 !== 0) throw new InvalidArgumentError(`xent: dim must be a multiple of 4, got ${c.dim}`);
     return {
