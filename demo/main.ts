@@ -13,6 +13,8 @@ const ui = {
   prompt: $<HTMLTextAreaElement>('prompt'),
   decoder: $<HTMLSelectElement>('decoder'),
   temperature: $<HTMLInputElement>('temperature'),
+  topP: $<HTMLInputElement>('top-p'),
+  tau: $<HTMLInputElement>('tau'),
   seed: $<HTMLInputElement>('seed'),
   maxTokens: $<HTMLInputElement>('max-tokens'),
   generate: $<HTMLButtonElement>('generate'),
@@ -40,26 +42,53 @@ function describeStep(s: GenerationStep): string {
     `entropy ${s.entropy.toFixed(3)} nats, varentropy ${s.varentropy.toFixed(3)}\ntop alternatives:\n${alts}`;
 }
 
-function appendToken(step: GenerationStep) {
+/** What a decoder did at a position, shown on the token (event types of the decoders). */
+interface Marks {
+  branch: Map<number, string>;
+  reflect: Map<number, string>;
+}
+
+function appendToken(step: GenerationStep, marks: Marks) {
   const span = document.createElement('span');
   span.className = 'tok';
+  if (step.model === 'small') span.classList.add('small');
   span.textContent = step.text;
   span.tabIndex = 0;
   span.style.background = entropyColor(step.entropy);
   span.dataset.entropy = String(step.entropy);
-  const show = () => (ui.details.textContent = describeStep(step));
+  const show = () => {
+    const extra = [marks.branch.get(step.pos), marks.reflect.get(step.pos), step.model && `model: ${step.model}`].filter(Boolean);
+    ui.details.textContent = [describeStep(step), ...extra].join('\n');
+  };
   span.addEventListener('mouseenter', show);
   span.addEventListener('focus', show);
   ui.output.append(span);
+  return span;
+}
+
+/** Describes decoder events; marks the token at each event's position once it is shown. */
+function noteEvent(event: Record<string, unknown>, marks: Marks) {
+  const pos = Number(event.pos);
+  if (event.type === 'cntp') {
+    const ppl = (event.ppl as number[]).map((p) => p.toFixed(2)).join(', ');
+    marks.branch.set(pos, `CNTP: entropy ${Number(event.entropy).toFixed(2)} nats, ${event.trials} trials, perplexities [${ppl}], kept trial ${event.chosen}`);
+  } else if (event.type === 'srgen') {
+    const loss = (event.loss as number[]).map((l) => l.toFixed(4)).join(' → ');
+    marks.reflect.set(pos, `SRGen reflection: entropy ${Number(event.entropy).toFixed(2)} > threshold ${Number(event.threshold).toFixed(2)}; loss ${loss}`);
+  }
 }
 
 function options(): GenerateOptions {
-  return {
-    decoder: ui.decoder.value as GenerateOptions['decoder'],
+  const decoder = ui.decoder.value as GenerateOptions['decoder'];
+  const o: GenerateOptions = {
+    decoder,
     temperature: Number(ui.temperature.value),
+    topP: Number(ui.topP.value),
     seed: Number(ui.seed.value),
     maxTokens: Number(ui.maxTokens.value),
   };
+  if (decoder === 'ead') o.tau = Number(ui.tau.value);
+  return o;
 }
 
 async function run(engine: Engine) {
@@ -78,17 +107,26 @@ async function run(engine: Engine) {
     ui.output.append(promptSpan);
     const started = performance.now();
     let count = 0;
+    const marks: Marks = { branch: new Map(), reflect: new Map() };
+    const spans = new Map<number, HTMLElement>();
     try {
       const generation = engine.generate(ui.prompt.value, { ...options(), signal: controller.signal });
       for await (const step of generation) {
-        appendToken(step);
+        spans.set(step.pos, appendToken(step, marks));
         count++;
         ui.stats.textContent = `${count} tokens, ${(count / ((performance.now() - started) / 1000)).toFixed(1)} tok/s`;
       }
       const r = await generation.result;
+      for (const event of r.events) noteEvent(event, marks);
+      for (const pos of marks.branch.keys()) spans.get(pos)?.classList.add('branch');
+      for (const pos of marks.reflect.keys()) spans.get(pos)?.classList.add('reflect');
+      const summary = r.summary.largeShare === undefined ? '' : ` · large model ${(100 * Number(r.summary.largeShare)).toFixed(0)}% of tokens`;
+      const branches = r.events.filter((e) => e.type === 'cntp').length;
+      const reflections = r.events.filter((e) => e.type === 'srgen').length;
       ui.stats.textContent = `${r.steps.length} tokens · finish: ${r.finish} · decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s · ` +
         `prefill ${r.timing.prefillTokPerSec.toFixed(1)} tok/s · first token ${r.timing.ttftMs.toFixed(0)} ms · ` +
-        `${r.timing.readbackBytesPerStep} B read back per step`;
+        `${r.timing.readbackBytesPerStep.toFixed(0)} B read back per step` +
+        `${branches ? ` · ${branches} branch points` : ''}${reflections ? ` · ${reflections} reflections` : ''}${summary}`;
     } catch (error) {
       if ((error as { code?: string }).code === 'aborted') ui.stats.textContent = `stopped after ${count} tokens`;
       else showError((error as Error).message);
@@ -119,6 +157,7 @@ async function main() {
     const info = await engine.loadModel({
       model: '/models/stories15M.bin',
       tokenizer: '/models/tokenizer.bin',
+      smallModel: '/models/stories-student.bin', // EAD's small model
       onProgress: (p) => {
         ui.progress.value = p.fraction;
         ui.status.textContent = p.phase === 'download'
