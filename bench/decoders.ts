@@ -6,10 +6,12 @@
 //   3. CNTP vs plain sampling at the same temperature / top-p over many seeds: stories15M
 //      perplexity of the produced text, distinct-2, time per emitted token;
 //   4. EAD over a τ sweep: large-model share, cost ratio (formula and wall time vs large-only),
-//      greedy agreement with large-only, stories15M perplexity; a table and an SVG chart.
+//      greedy agreement with large-only, stories15M perplexity; a table and an SVG chart;
+//   5. SRGen at its defaults: reflections per 256 tokens, time per reflection in decode-step
+//      units (against plain sampling at T = 0.6 with the same seed), mean loss reduction.
 // Writes bench/results/decoders-<date>.json, .md and .svg.
 //
-// Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64]
+// Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64 --only srgen,ead]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,8 +26,11 @@ const { values: args } = parseArgs({
     seeds: { type: 'string', default: '50' },
     tokens: { type: 'string', default: '32' },
     'ead-tokens': { type: 'string', default: '64' },
+    only: { type: 'string' },
   },
 });
+/** Sections to run (comma-separated: readback,batch,cntp,ead,srgen); all by default. */
+const ONLY = new Set((args.only ?? 'readback,batch,cntp,ead,srgen').split(','));
 const SEEDS = Number(args.seeds);
 const TOKENS = Number(args.tokens);
 const EAD_TOKENS = Number(args['ead-tokens']);
@@ -91,6 +96,7 @@ async function main() {
   const { session: scorer } = await modelSession(10);
   const report: Record<string, unknown> = { date: new Date().toISOString(), machine: machineInfo(), adapter: pair.adapter, protocol: { seeds: SEEDS, tokens: TOKENS, eadTokens: EAD_TOKENS, prompts: PROMPTS } };
 
+  if (ONLY.has('readback')) {
   console.log('# readback bytes per decode step');
   const readback: Record<string, number> = {};
   const decoders: [string, GenerateOptions][] = [
@@ -99,6 +105,7 @@ async function main() {
     ['sample T=1 top-p 0.9', { decoder: 'sample', temperature: 1, topP: 0.9 }],
     ['cntp T=1 top-p 0.9', { decoder: 'cntp', temperature: 1, topP: 0.9 }],
     ['ead τ=1', { decoder: 'ead', tau: 1 }],
+    ['srgen (defaults)', { decoder: 'srgen' }],
   ];
   for (const [name, o] of decoders) {
     const r = await timed(pair, PROMPTS[0], { ...o, maxTokens: TOKENS, seed: 1 });
@@ -106,12 +113,18 @@ async function main() {
     console.log(`${name.padEnd(24)} ${readback[name].toFixed(0)} B/step`);
   }
   report.readbackBytesPerStep = readback;
+  }
 
-  console.log('# batched rows');
-  const batch = await batchedRows(scorer);
-  for (const b of batch) console.log(`B=${String(b.B).padStart(2)}  step ${b.stepMs.toFixed(1)} ms  per-row cost ${b.perRowRelative.toFixed(3)} of a single-row step`);
-  report.batchedRows = batch;
+  let batch: Awaited<ReturnType<typeof batchedRows>> = [];
+  if (ONLY.has('batch')) {
+    console.log('# batched rows');
+    batch = await batchedRows(scorer);
+    for (const b of batch) console.log(`B=${String(b.B).padStart(2)}  step ${b.stepMs.toFixed(1)} ms  per-row cost ${b.perRowRelative.toFixed(3)} of a single-row step`);
+    report.batchedRows = batch;
+  }
 
+  let cntpSummary: Record<string, Record<string, number>> = {};
+  if (ONLY.has('cntp')) {
   console.log(`# CNTP vs plain sampling (T = 1, top-p 0.9), ${SEEDS} seeds × ${TOKENS} tokens`);
   const base: GenerateOptions = { temperature: 1, topP: 0.9, maxTokens: TOKENS };
   const arms: Record<string, { ppl: number[]; tokens: number[][]; msPerToken: number[]; branches: number }> = {
@@ -129,17 +142,19 @@ async function main() {
       arms[arm].branches += r.events.length;
     }
   }
-  const cntpSummary = Object.fromEntries(Object.entries(arms).map(([arm, a]) => [arm, {
+  cntpSummary = Object.fromEntries(Object.entries(arms).map(([arm, a]) => [arm, {
     meanPerplexity: mean(a.ppl), medianPerplexity: median(a.ppl), distinct2: distinct2(a.tokens),
     msPerToken: median(a.msPerToken), branches: a.branches,
   }]));
   console.table(cntpSummary);
   report.cntp = cntpSummary;
+  }
 
+  const sweep: Record<string, number>[] = [];
+  if (ONLY.has('ead')) {
   console.log(`# EAD τ sweep (greedy, w = 5, d_min = 4), ${PROMPTS.length} prompts × ${EAD_TOKENS} tokens`);
   const taus = [-Infinity, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, Infinity];
   const largeOnly = new Map<string, GenerationResult & { wallMs: number }>();
-  const sweep = [];
   for (const tau of taus) {
     const rows = [];
     for (const prompt of PROMPTS) {
@@ -166,21 +181,59 @@ async function main() {
       `catch-up ${row.catchUpTokens.toFixed(1)} agreement ${row.agreement.toFixed(2)} ppl ${row.perplexity.toFixed(2)}`);
   }
   report.ead = sweep;
+  }
+
+  if (ONLY.has('srgen')) report.srgen = await srgenSection(pair);
 
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   const stem = join(dir, `decoders-${String(report.date).replace(/:/g, '-')}`);
   writeFileSync(`${stem}.json`, JSON.stringify(report, null, 2));
   writeFileSync(`${stem}.md`, markdown(report, batch, cntpSummary, sweep));
-  writeFileSync(`${stem}.svg`, chart(sweep));
+  if (sweep.length) writeFileSync(`${stem}.svg`, chart(sweep));
   console.log(`wrote ${stem}.json, .md, .svg`);
   pair.dispose();
   process.exit(0);
 }
 
+/**
+ * SRGen at its defaults on every prompt × 2 seeds, 256 tokens: reflections, their loss curves, and
+ * their cost in decode steps — the SRGen run's extra time over plain sampling at T = 0.6 with the
+ * same seed (same tokens until the first reflection), per reflection, over one plain step's time.
+ */
+async function srgenSection(engine: Engine) {
+  console.log('# SRGen at defaults (T = 0.6), 256 tokens');
+  let tokens = 0;
+  let reflections = 0;
+  const reductions: number[] = [];
+  const costs: number[] = [];
+  for (const prompt of PROMPTS) {
+    for (const seed of [1, 2]) {
+      const plain = await timed(engine, prompt, { decoder: 'sample', temperature: 0.6, seed, maxTokens: 256 });
+      const srgen = await timed(engine, prompt, { decoder: 'srgen', seed, maxTokens: 256 });
+      const n = srgen.steps.length;
+      const events = srgen.events as unknown as { loss: number[] }[];
+      tokens += n;
+      reflections += events.length;
+      for (const e of events) reductions.push(e.loss[0] - e.loss[e.loss.length - 1]);
+      const stepMs = plain.wallMs / Math.max(1, plain.steps.length);
+      if (events.length) costs.push((srgen.wallMs - stepMs * n) / events.length / stepMs);
+      console.log(`${JSON.stringify(prompt)} seed ${seed}: ${events.length} reflections in ${n} tokens`);
+    }
+  }
+  const result = {
+    tokens, reflections, reflectionsPer256: (256 * reflections) / tokens,
+    meanLossReduction: reductions.length ? mean(reductions) : null,
+    reflectionCostInSteps: costs.length ? mean(costs) : null,
+  };
+  console.log(result);
+  return result;
+}
+
 function markdown(report: Record<string, unknown>, batch: Awaited<ReturnType<typeof batchedRows>>, cntp: Record<string, Record<string, number>>, sweep: Record<string, number>[]): string {
   const lines = [`# Decoder benchmark ${report.date}`, '', '| decoder | readback B/step |', '|---|---:|'];
-  for (const [k, v] of Object.entries(report.readbackBytesPerStep as Record<string, number>)) lines.push(`| ${k} | ${v.toFixed(0)} |`);
+  for (const [k, v] of Object.entries((report.readbackBytesPerStep ?? {}) as Record<string, number>)) lines.push(`| ${k} | ${v.toFixed(0)} |`);
+  if (report.srgen) lines.push('', '```', JSON.stringify(report.srgen, null, 2), '```');
   lines.push('', '| B rows | step ms | per-row cost vs B = 1 |', '|---:|---:|---:|');
   for (const b of batch) lines.push(`| ${b.B} | ${b.stepMs.toFixed(1)} | ${b.perRowRelative.toFixed(3)} |`);
   lines.push('', '| arm | mean ppl | median ppl | distinct-2 | ms/token | branches |', '|---|---:|---:|---:|---:|---:|');
