@@ -13,7 +13,7 @@ import { BufferPool } from './gpu/buffers.ts';
 import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
 import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
 import { type ModelConfig, parseCheckpoint } from './model/checkpoint.ts';
-import { type ByteSource, readSource } from './model/source.ts';
+import { type ByteSource, readSource, rememberSource } from './model/source.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
@@ -48,6 +48,12 @@ export interface LoadModelOptions {
    * decoding switches between it and the model).
    */
   smallModel?: ByteSource;
+  /**
+   * Cache API store for model URLs (browsers): a later load, e.g. after a reload, reads the bytes
+   * from browser storage instead of the network. Keyed by URL: version the URL when the file
+   * changes, or pass false to disable. Default 'forkwise-models'.
+   */
+  cache?: string | false;
 }
 
 export interface ModelInfo {
@@ -283,10 +289,11 @@ export class Engine {
       const [l, t] = Object.values(bytes).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
       report('download', l, t, t ? (0.8 * l) / t : 0);
     };
+    const cache = o.cache === false ? null : o.cache ?? 'forkwise-models';
     const [modelBytes, tokenizerBytes, smallBytes] = await Promise.all([
-      readSource(o.model, 'model', onBytes('model'), o.signal),
-      readSource(o.tokenizer, 'tokenizer', onBytes('tokenizer'), o.signal),
-      o.smallModel === undefined ? null : readSource(o.smallModel, 'small model', onBytes('small'), o.signal),
+      readSource(o.model, 'model', onBytes('model'), o.signal, cache),
+      readSource(o.tokenizer, 'tokenizer', onBytes('tokenizer'), o.signal, cache),
+      o.smallModel === undefined ? null : readSource(o.smallModel, 'small model', onBytes('small'), o.signal, cache),
     ]);
     checkAbort(o.signal);
     report('parse', 0, 1, 0.8);
@@ -296,6 +303,12 @@ export class Engine {
     if (smallSpec && smallSpec.config.vocabSize !== spec.config.vocabSize) {
       throw new ModelFormatError(`the small model's vocabulary (${smallSpec.config.vocabSize}) differs from the model's (${spec.config.vocabSize})`);
     }
+    // Validated: keep the downloads for the next load (best effort, in the background).
+    void Promise.all([
+      rememberSource(o.model, modelBytes, cache),
+      rememberSource(o.tokenizer, tokenizerBytes, cache),
+      o.smallModel !== undefined && smallBytes ? rememberSource(o.smallModel, smallBytes, cache) : null,
+    ]);
     const pool = new BufferPool(this.gpu);
     const uploaded: GpuWeights[] = [];
     try {

@@ -1,17 +1,34 @@
-// Where model and tokenizer bytes come from: a URL fetched with byte progress and cancellation,
-// or bytes the caller already has.
+// Where model and tokenizer bytes come from: a URL fetched with byte progress and cancellation
+// (from the browser's Cache API when a previous load stored it there), or bytes the caller has.
 import { AbortedError, ModelFetchError } from '../errors.ts';
 
 export type ByteSource = string | URL | ArrayBuffer | Uint8Array | Blob;
 
+/** The Cache API's store, where it exists (browsers, secure contexts); null elsewhere. */
+async function openCache(name: string | null): Promise<Cache | null> {
+  if (!name || typeof caches === 'undefined') return null;
+  try {
+    return await caches.open(name);
+  } catch {
+    return null; // storage disabled (private mode, quota): load from the network
+  }
+}
+
 export async function readSource(
   source: ByteSource, what: string, onBytes?: (loaded: number, total: number) => void, signal?: AbortSignal,
+  cacheName: string | null = null,
 ): Promise<ArrayBuffer> {
   if (source instanceof ArrayBuffer) return source;
   if (source instanceof Uint8Array) return copyOut(source);
   if (typeof Blob !== 'undefined' && source instanceof Blob) return source.arrayBuffer();
   const url = String(source);
   if (url.trim() === '') throw new ModelFetchError(`${what} URL is empty`);
+  const stored = await (await openCache(cacheName))?.match(url);
+  if (stored) {
+    const bytes = await stored.arrayBuffer();
+    onBytes?.(bytes.byteLength, bytes.byteLength);
+    return bytes;
+  }
   let response: Response;
   try {
     response = await fetch(url, { signal });
@@ -49,4 +66,18 @@ export async function readSource(
 function copyOut(view: Uint8Array): ArrayBuffer {
   if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer) return view.buffer;
   return view.slice().buffer;
+}
+
+/**
+ * Keeps a URL's bytes in the Cache API so the next load reads them from browser storage. Called
+ * only after the bytes were validated, so a broken download is never kept. Best effort.
+ */
+export async function rememberSource(source: ByteSource, bytes: ArrayBuffer, cacheName: string | null): Promise<void> {
+  if (typeof source !== 'string' && !(source instanceof URL)) return;
+  const cache = await openCache(cacheName);
+  try {
+    await cache?.put(String(source), new Response(bytes, { headers: { 'content-length': String(bytes.byteLength) } }));
+  } catch {
+    // quota exceeded or storage unavailable: the next load fetches again
+  }
 }

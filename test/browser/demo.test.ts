@@ -90,4 +90,15 @@ describe('demo page', () => {
     assert.deepEqual(dialogs, []);
     assert.deepEqual(session.errors.filter((e) => !/favicon/.test(e)), []);
   });
+
+  test('a reload reads the weights from browser storage: no model request goes out', async () => {
+    const requests: string[] = [];
+    page.on('request', (r) => {
+      if (/\/models\//.test(r.url())) requests.push(r.url());
+    });
+    await page.reload();
+    await idle(page);
+    assert.match(await page.textContent('#load-status') ?? '', /stories15M ready/);
+    assert.deepEqual(requests, []);
+  });
 });
