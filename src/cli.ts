@@ -118,7 +118,6 @@ export async function main(argv: string[]): Promise<number> {
     thetaMin: numberOption('theta-min', values['theta-min']),
     theta0: numberOption('theta0', values.theta0),
   };
-  for (const key of Object.keys(options) as (keyof GenerateOptions)[]) if (options[key] === undefined) delete options[key];
   checkGenerateOptions(options); // fail on bad options before spending seconds on loading
   const engine = await createNodeEngine();
   const smallModel = values['small-model'] ?? (options.decoder === 'ead' ? bundledModel.smallModel : undefined);

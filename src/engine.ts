@@ -532,7 +532,6 @@ export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {})
     topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty,
     vocabSize: c.vocabSize,
   };
-  for (const key of Object.keys(sampler) as (keyof SamplerOptions)[]) if (sampler[key] === undefined) delete sampler[key];
   const seed = o.seed ?? 0;
   if (name === 'srgen') return { maxTokens, decoder: srgenDecoder(o, sampler, seed) };
   const ids = (pieces: string[]) => pieces.map((p) => c.tokenizer?.tokenIdOf(p)).filter((id): id is number => id !== undefined);

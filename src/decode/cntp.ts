@@ -54,7 +54,7 @@ export class CntpDecoder implements Decoder {
     this.hLo = checkNumber('hLo', hLo ?? CNTP_DEFAULTS.hLo, 0, 1e3);
     this.hHi = checkNumber('hHi', hHi ?? CNTP_DEFAULTS.hHi, this.hLo + 1e-9, 1e3);
     this.maxTrials = checkInteger('maxTrials', maxTrials ?? CNTP_DEFAULTS.maxTrials, 1, 64);
-    this.base = new SamplingDecoder({ topK: CNTP_DEFAULTS.topK, ...sampling });
+    this.base = new SamplingDecoder({ ...sampling, topK: sampling.topK ?? CNTP_DEFAULTS.topK });
     this.stops = new Set(stopIds);
     this.ends = new Set(endIds);
     this.sequential = sequential ?? false;

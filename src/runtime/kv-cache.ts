@@ -37,10 +37,6 @@ export class KvCache {
     return cache;
   }
 
-  get seqLen(): number {
-    return this.config.seqLen;
-  }
-
   /** Throws unless `count` more positions fit in `row`. */
   checkRoom(row: number, count: number): void {
     if (this.lengths[row] + count > this.config.seqLen) {

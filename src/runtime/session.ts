@@ -171,8 +171,7 @@ export class Session {
     this.checkTokens(tokens);
     const start = tokens.length - Math.min(statsRows, tokens.length);
     this.writeTokens(tokens);
-    const body = tokens.length === 1 ? this.graph.decode : this.graph.prefill;
-    const stats = await this.run(body, tokens.length, start, tokens.length - start, sampling, tokens);
+    const stats = await this.run(this.bodyFor(tokens.length), tokens.length, start, tokens.length - start, sampling, tokens);
     for (const t of tokens) this.kv.lengths[t.row] = t.pos + 1;
     return stats;
   }
@@ -188,7 +187,7 @@ export class Session {
     for (let i = 0; i < tokens.length; i += this.maxStepTokens) {
       const chunk = tokens.slice(i, i + this.maxStepTokens);
       this.writeTokens(chunk);
-      const body = chunk.length === 1 ? this.graph.decode : this.graph.prefill;
+      const body = this.bodyFor(chunk.length);
       for (let s = 0; s < chunk.length; s += this.maxStatsRows) {
         const count = Math.min(this.maxStatsRows, chunk.length - s);
         out.push(...(await this.run(s === 0 ? body : [], chunk.length, s, count, sampling, s === 0 ? chunk : [])));
@@ -196,6 +195,11 @@ export class Session {
       for (const t of chunk) this.kv.lengths[t.row] = t.pos + 1;
     }
     return out;
+  }
+
+  /** The graph body for a step of `n` token rows: GEMV matmuls for one, GEMM for more. */
+  private bodyFor(n: number): KernelCall[] {
+    return n === 1 ? this.graph.decode : this.graph.prefill;
   }
 
   private checkTokens(tokens: readonly TokenInput[]): void {
