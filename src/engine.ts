@@ -1,6 +1,6 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
-import type { Decoder, DecoderEvent } from './decode/decoder.ts';
+import type { Decoder, DecoderEvent, Gauge } from './decode/decoder.ts';
 import { CntpDecoder } from './decode/cntp.ts';
 import { EadDecoder } from './decode/ead.ts';
 import { SamplingDecoder } from './decode/sampling-decoder.ts';
@@ -145,6 +145,10 @@ export interface GenerationStep {
   topK: TopCandidate[];
   /** Which model produced the token, for decoders with two (EAD: 'small' | 'large'). */
   model?: string;
+  /** The decoder's value and threshold at this token, in nats (EAD: rolling mean entropy vs τ; SRGen: entropy vs θ). */
+  gauge?: Gauge;
+  /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection); also in `result.events`. */
+  event?: DecoderEvent;
 }
 
 export type FinishReason = 'bos' | 'max_tokens' | 'context';
@@ -452,6 +456,8 @@ export class Engine {
         tokens.push(next);
         const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(tokens[at], next), emission.stats[i]);
         if (emission.models) step.model = emission.models[i];
+        if (emission.gauges) step.gauge = emission.gauges[i];
+        if (i === 0 && emission.event) step.event = emission.event;
         steps.push(step);
         yield step;
         if (at + 1 >= seqLen) finish = 'context';

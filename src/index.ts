@@ -8,6 +8,7 @@ export {
   AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, GpuAllocationError, InvalidArgumentError,
   ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError, type ForkwiseErrorCode,
 } from './errors.ts';
+export type { DecoderEvent, Gauge } from './decode/decoder.ts';
 export type { AdapterDescription, GpuContextOptions } from './gpu/device.ts';
 export type { ModelConfig } from './model/checkpoint.ts';
 export type { ByteSource } from './model/source.ts';

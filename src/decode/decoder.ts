@@ -25,6 +25,15 @@ export interface DecoderEvent {
   [key: string]: unknown;
 }
 
+/**
+ * What an adaptive decoder compared with its threshold at a token, both in nats, so a chart can
+ * draw them (EAD: the rolling mean entropy against τ; SRGen: the step's entropy against θ).
+ */
+export interface Gauge {
+  value: number;
+  threshold: number;
+}
+
 export interface Emission {
   /** Tokens to append, ≥ 1; the first is chosen from ctx.stats. */
   tokens: number[];
@@ -33,6 +42,8 @@ export interface Emission {
   /** For each token, which model produced it (EAD: 'small' | 'large'). */
   models?: string[];
   event?: DecoderEvent;
+  /** For each token, the decoder's gauge, if it has one. */
+  gauges?: Gauge[];
   /**
    * The statistics after the last token, when the decoder has already fed it itself (EAD feeds
    * its active model); otherwise the engine feeds row 0 the tokens it lacks.

@@ -116,7 +116,8 @@ export class EadDecoder implements Decoder {
     this.produced[model]++;
     this.sinceSwitch++;
     const last = ctx.budget > 1 && !this.ends.has(drawn.tokenId) ? await this.feed(this.active, [drawn.tokenId]) : undefined;
-    return { tokens: [drawn.tokenId], stats: [stats], models: [model], event, next: last };
+    const gauges = [{ value: mean * Math.LN2, threshold: this.tau * Math.LN2 }];
+    return { tokens: [drawn.tokenId], stats: [stats], models: [model], event, gauges, next: last };
   }
 
   /** Feeds the tokens `member` lacks (everything after its synced position) and makes it active. */

@@ -94,7 +94,8 @@ export class SrgenDecoder implements Decoder {
     const entropy = ctx.stats.entropy;
     const threshold = srgenThreshold(this.history, this.threshold);
     this.history.push(entropy);
-    if (!(entropy > threshold)) return this.base.next(ctx);
+    const gauges = [{ value: entropy, threshold }];
+    if (!(entropy > threshold)) return { ...(await this.base.next(ctx)), gauges };
 
     this.reflections++;
     const { losses, stats } = await ctx.runtime.reflect({
@@ -107,6 +108,7 @@ export class SrgenDecoder implements Decoder {
       tokens: [tokenId],
       stats: [stats],
       event: { type: 'srgen', pos: ctx.pos, entropy, threshold, loss: losses, token: tokenId },
+      gauges,
     };
   }
 }

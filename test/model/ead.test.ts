@@ -71,6 +71,21 @@ describe('EAD: small/large pair sharing the vocabulary', () => {
     assert.ok(Math.abs((r.summary.costRatio as number) - (large + (1 - large) * (4522624 / 15191712))) < 1e-12);
     const catchUp = (r.events as unknown as { catchUpTokens: number }[]).reduce((n, e) => n + e.catchUpTokens, 0);
     assert.ok((r.summary.catchUpTokens as number) >= catchUp);
+    // Each step's gauge is the rolling mean (w = 5) of the active model's entropies against τ, in
+    // nats. (At a switch the window holds the previous model's entropy, which the step lacks.)
+    r.steps.forEach((s, i) => {
+      assert.equal(s.gauge!.threshold, Math.LN2);
+      const window = r.steps.slice(Math.max(0, i - 4), i + 1);
+      const event = s.event as { to: string; meanEntropyBits: number } | undefined;
+      if (event) {
+        assert.ok(Math.abs(s.gauge!.value - event.meanEntropyBits * Math.LN2) < 1e-9);
+        assert.equal(event.to === 'large', s.gauge!.value > s.gauge!.threshold, `switch at ${i}`);
+      } else if (!window.some((x) => x.event)) {
+        const mean = window.reduce((a, x) => a + x.entropy, 0) / window.length;
+        assert.ok(Math.abs(s.gauge!.value - mean) < 1e-9, `gauge at ${i}`);
+      }
+    });
+    assert.deepEqual(r.steps.filter((s) => s.event).map((s) => s.event), r.events);
   });
 
   test('ead without a small model, or with NaN τ, is rejected up front', async () => {

@@ -132,6 +132,14 @@ describe('SRGen on stories15M', () => {
     assert.ok(expected.length > t.window, 'the adaptive threshold triggered too');
     assert.deepEqual(srgen.events.map((e) => e.pos), expected);
     for (const e of srgen.events) assert.equal((e.loss as number[]).length, 1);
+    // Gauges replay the rule too (entropy against θ of the previous N), while monitoring lasts.
+    const monitored = srgen.steps.filter((s) => s.gauge);
+    assert.ok(monitored.length >= expected.length);
+    monitored.forEach((s, i) => {
+      assert.equal(s.gauge!.value, s.entropy);
+      assert.equal(s.gauge!.threshold, srgenThreshold(monitored.slice(0, i).map((x) => x.entropy), t));
+      assert.equal(s.event !== undefined, s.gauge!.value > s.gauge!.threshold, `event at ${s.pos}`);
+    });
   });
 
   test('reflections lower the loss on a real context; events describe them', async () => {
