@@ -77,7 +77,7 @@ export const llama2cRunner: BenchRunner = {
 };
 
 /** The metrics both pages report, in BenchMetrics form. */
-function pageMetrics(r: Omit<BenchMetrics, 'generatedTokens'> & { tokens: number[] }): BenchMetrics {
+export function pageMetrics(r: Omit<BenchMetrics, 'generatedTokens'> & { tokens: number[] }): BenchMetrics {
   return {
     text: r.text,
     generatedTokens: r.tokens.length,
@@ -122,7 +122,7 @@ export const forkwiseRunner: BenchRunner = {
 export const runners: BenchRunner[] = [llama2cRunner, forkwiseRunner];
 
 /** Where two systems' outputs first differ (generated tokens, else text); undefined if equal. */
-function firstDifference(a: BenchMetrics, b: BenchMetrics) {
+export function firstDifference(a: BenchMetrics, b: BenchMetrics) {
   if (a.tokens && b.tokens) {
     const n = Math.max(a.tokens.length, b.tokens.length);
     for (let i = 0; i < n; i++) {
@@ -137,19 +137,19 @@ function firstDifference(a: BenchMetrics, b: BenchMetrics) {
   return undefined;
 }
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-function summarize(values: (number | undefined)[]) {
+export function summarize(values: (number | undefined)[]) {
   const xs = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   if (xs.length === 0) return undefined;
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
 
-async function adapterReport(page: Page) {
+export async function adapterReport(page: Page) {
   return page.evaluate(async () => {
     if (!navigator.gpu) return { error: 'navigator.gpu missing' };
     const adapter = await navigator.gpu.requestAdapter();

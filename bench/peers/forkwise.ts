@@ -19,16 +19,29 @@
 //  readback bytes per step = bytes mapped back from the GPU over the whole generation divided by
 //            the forwards (prefill counts as one step), from timing.readbackBytesPerStep.
 //  load    = createEngine() (adapter + device) + loadModel() (fetch, parse, upload, compile).
-import type { AdapterDescription, Engine, GenerationResult, ModelInfo } from '../../src/index.ts';
+import type { AdapterDescription, Engine, GenerateOptions, GenerationResult, ModelInfo } from '../../src/index.ts';
 import { createEngine } from '../../src/index.ts';
 
 export interface ForkwiseParams {
   prompt: string;
   /** Positions to forward, run.c style (BOS + prompt + generated ≤ steps). */
-  steps: number;
+  steps?: number;
+  /** Tokens to generate at most, instead of `steps` (the bench matrix's unit). */
+  maxTokens?: number;
   temperature?: 0;
   /** Must be true: the engine's generate() always stops on BOS. */
   stopAtBos?: boolean;
+  /**
+   * Decoder options for generate() (decoder, seed, temperature, topP, tau, …); default greedy.
+   * With a decoder other than greedy the run.c-style protocol above does not apply.
+   */
+  generate?: Omit<GenerateOptions, 'maxTokens' | 'signal'>;
+}
+
+/** What a decoder did besides emitting: events by type, and its totals (EAD's largeShare, …). */
+export interface ForkwiseExtras {
+  events: Record<string, number>;
+  summary: Record<string, unknown>;
 }
 
 export interface ForkwiseLoad {
@@ -62,18 +75,23 @@ export interface ForkwiseRun {
   gpuBytes: number;
   /** The engine's GenerationTiming as it reported it. */
   engine: GenerationResult['timing'];
+  extras: ForkwiseExtras;
 }
 
 let engine: Engine | null = null;
 let loaded: Promise<ForkwiseLoad> | null = null;
 
-/** Creates the engine on navigator.gpu and loads stories15M once per page. */
-export function loadForkwise(): Promise<ForkwiseLoad> {
+/**
+ * Creates the engine on navigator.gpu and loads stories15M once per page; `smallModel` also loads
+ * EAD's small model (public/models/stories-student.bin) — only on the first call of a page.
+ */
+export function loadForkwise(options: { smallModel?: boolean } = {}): Promise<ForkwiseLoad> {
   loaded ??= (async () => {
     const t0 = performance.now();
     const e = await createEngine();
     const t1 = performance.now();
-    const info = await e.loadModel({ model: '/models/stories15M.bin', tokenizer: '/models/tokenizer.bin' });
+    const smallModel = options.smallModel ? { smallModel: '/models/stories-student.bin' } : {};
+    const info = await e.loadModel({ model: '/models/stories15M.bin', tokenizer: '/models/tokenizer.bin', ...smallModel });
     const t2 = performance.now();
     engine = e;
     return {
@@ -91,22 +109,22 @@ export function loadForkwise(): Promise<ForkwiseLoad> {
   return loaded;
 }
 
-/** Greedy generation with forkwise, timed by phase (see the header). */
+/** Generation with forkwise (greedy unless params.generate says otherwise), timed by phase (see the header). */
 export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> {
   const { prompt, temperature = 0, stopAtBos = true } = params;
-  if (temperature !== 0) throw new Error('the forkwise bench runner runs greedy decoding only (temperature 0)');
+  if (temperature !== 0) throw new Error('use params.generate.temperature for sampling decoders; temperature here is the greedy protocol\'s 0');
   if (!stopAtBos) throw new Error("forkwise's generate() always stops on BOS: stopAtBos false is not supported");
   await loadForkwise();
   const e = engine!;
   const seqLen = e.model!.config.seqLen;
-  const steps = Math.min(params.steps, seqLen);
+  const steps = Math.min(params.steps ?? seqLen, seqLen);
   const promptTokens = e.tokenizer.encode(prompt, { bos: true });
   const p = promptTokens.length;
   if (p > steps) throw new Error(`prompt has ${p - 1} tokens + BOS, more than steps = ${steps}`);
-  const maxTokens = steps - p + 1;
+  const maxTokens = Math.min(params.maxTokens ?? Infinity, steps - p + 1);
 
   const t0 = performance.now();
-  const generation = e.generate(prompt, { decoder: 'greedy', maxTokens, topK: 0 });
+  const generation = e.generate(prompt, { decoder: 'greedy', topK: 0, ...params.generate, maxTokens });
   let ttftMs = 0;
   for await (const step of generation) {
     if (step.index === 0) ttftMs = performance.now() - t0;
@@ -139,7 +157,14 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
     readbackBytesTotal,
     gpuBytes: e.model!.gpuBytes,
     engine: r.timing,
+    extras: { events: countBy(r.events.map((ev) => ev.type)), summary: r.summary },
   };
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const k of keys) counts[k] = (counts[k] ?? 0) + 1;
+  return counts;
 }
 
 declare global {

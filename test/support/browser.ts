@@ -148,7 +148,8 @@ export async function startBrowserSession(options: BrowserSessionOptions = {}): 
   return { baseUrl, browser, server, errors, newPage, close };
 }
 
-async function startDevServer(logLevel: NonNullable<BrowserSessionOptions['logLevel']>) {
+/** The dev server alone, on an ephemeral port (also the bench matrix's globalSetup). */
+export async function startDevServer(logLevel: NonNullable<BrowserSessionOptions['logLevel']>) {
   const server = await createServer({
     root: PROJECT_ROOT,
     configFile: join(PROJECT_ROOT, 'vite.config.ts'),

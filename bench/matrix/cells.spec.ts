@@ -1,0 +1,192 @@
+// One Playwright test per matrix cell (bench/matrix/matrix.ts), each in fresh browser contexts:
+// load the model(s), `warmup` discarded rounds, `runs` measured rounds, every round running each
+// prompt of the cell's set. Greedy cells alternate forkwise and llama2.c (WASM) A B A B and check
+// that both produced the same tokens; B > 1 cells alternate a B-row run with a single-row run of
+// the same batched path. The cell's numbers go to the reporter (reporter.ts) as a JSON attachment.
+import { type Browser, type Page, type TestInfo, test } from '@playwright/test';
+import type { ForkwiseRun } from '../peers/forkwise.ts';
+import type { BatchedRun } from '../peers/batched.ts';
+import { type BenchMetrics, firstDifference, llama2cRunner, median, pageMetrics, summarize } from '../run.ts';
+import { machineInfo } from '../machine.ts';
+import { waitForGlobal } from '../../test/support/browser.ts';
+import { type Cell, type MatrixDef, cells, matrixFromEnv } from './matrix.ts';
+import { CELL_ATTACHMENT, type CellExtras, type CellResult, type SystemSummary } from './result.ts';
+
+const def = matrixFromEnv();
+// Cells are independent, so Playwright may spread them over shards one by one (the config keeps
+// one worker: two cells measured at once on two cores would measure each other).
+test.describe.configure({ mode: 'parallel' });
+
+for (const cell of cells(def)) {
+  test(cell.id, async ({ browser }, testInfo) => {
+    const base = cellBase(def, cell);
+    if (cell.notApplicable) {
+      await attach(testInfo, { ...base, status: 'skipped', reason: cell.notApplicable });
+      test.skip(true, cell.notApplicable);
+    }
+    const errors: string[] = [];
+    const contexts: Awaited<ReturnType<Browser['newContext']>>[] = [];
+    const open = async (path: string) => {
+      const context = await browser.newContext();
+      contexts.push(context);
+      return openPage(context, path, errors);
+    };
+    const t0 = Date.now();
+    const info = { startedAt: new Date(t0).toISOString(), machine: machineInfo(), browserVersion: browser.version() };
+    try {
+      const measured = cell.batch > 1 ? await measureBatched(def, cell, open) : await measureSingle(def, cell, open);
+      if (errors.length > 0) throw new Error(`page errors:\n${errors.join('\n')}`);
+      await attach(testInfo, { ...base, ...info, ...measured, status: 'ok', durationMs: Date.now() - t0 });
+      if (measured.sameTokens === false) throw new Error(`forkwise and llama2.c produced different tokens: ${JSON.stringify(measured.mismatches)}`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (!testInfo.attachments.some((a) => a.name === CELL_ATTACHMENT)) {
+        await attach(testInfo, { ...base, ...info, status: 'failed', error: message, durationMs: Date.now() - t0 });
+      }
+      throw error;
+    } finally {
+      await Promise.allSettled(contexts.map((c) => c.close()));
+    }
+  });
+}
+
+type Open = (path: string) => Promise<Page>;
+type Measured = Partial<CellResult>;
+
+function cellBase(def: MatrixDef, cell: Cell): CellResult {
+  return {
+    id: cell.id, matrix: def.name, decoder: cell.decoder.label, params: { ...cell.decoder.options }, batch: cell.batch,
+    promptSet: cell.promptSet.name, prompts: cell.promptSet.prompts, weights: cell.weights,
+    maxTokens: def.maxTokens, warmup: def.warmup, runs: def.runs, seed: def.seed, status: 'failed',
+  };
+}
+
+function attach(testInfo: TestInfo, result: CellResult): Promise<void> {
+  return testInfo.attach(CELL_ATTACHMENT, { body: JSON.stringify(result), contentType: 'application/json' });
+}
+
+/** A page of the dev server started by global-setup.ts, with its errors collected. */
+async function openPage(context: Awaited<ReturnType<Browser['newContext']>>, path: string, errors: string[]): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`[${path}] ${e.message}`));
+  // As in test/support/browser.ts: failed loads are reported by URL below (the favicon aside).
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`[${path}] console: ${m.text()}`);
+  });
+  page.on('response', (r) => void (r.status() >= 400 && !r.url().endsWith('/favicon.ico') && errors.push(`[${path}] HTTP ${r.status()} ${r.url()}`)));
+  page.on('crash', () => errors.push(`[${path}] crashed`));
+  const base = process.env.BENCH_BASE_URL;
+  if (!base) throw new Error('BENCH_BASE_URL is not set: run through bench/playwright.config.ts (its globalSetup starts the dev server)');
+  const response = await page.goto(base + path, { waitUntil: 'load', timeout: 120_000 });
+  if (!response?.ok()) throw new Error(`GET ${path} -> ${response?.status() ?? 'no response'}`);
+  return page;
+}
+
+/** Each measured round's runs, the warm-up rounds left out. */
+async function rounds<T>(def: MatrixDef, prompts: string[], run: (prompt: string) => Promise<T>): Promise<T[]> {
+  const measured: T[] = [];
+  for (let round = 0; round < def.warmup + def.runs; round++) {
+    for (const prompt of prompts) {
+      const r = await run(prompt);
+      if (round >= def.warmup) measured.push(r);
+    }
+  }
+  return measured;
+}
+
+function systemSummary(name: string, loadMs: number, ms: BenchMetrics[]): SystemSummary {
+  return {
+    name, loadMs,
+    decodeTokPerSec: summarize(ms.map((m) => m.decodeTokPerSec)),
+    prefillTokPerSec: summarize(ms.map((m) => m.prefillTokPerSec)),
+    ttftMs: summarize(ms.map((m) => m.ttftMs)),
+    readbackBytesPerStep: summarize(ms.map((m) => m.readbackBytesPerStep)),
+    tokensPerRun: median(ms.map((m) => m.generatedTokens)),
+  };
+}
+
+const ratioOf = (a?: { median: number }, b?: { median: number }) => (a && b ? a.median / b.median : undefined);
+
+/** B = 1: forkwise's public API with the cell's decoder; greedy also runs llama2.c alternating. */
+async function measureSingle(def: MatrixDef, cell: Cell, open: Open): Promise<Measured> {
+  const fw = await open('/bench/pages/forkwise.html');
+  await waitForGlobal(fw, 'runForkwise');
+  const load = await fw.evaluate((o) => window.loadForkwise(o), { smallModel: cell.decoder.smallModel ?? false });
+  const peer = cell.decoder.peer ? await open(llama2cRunner.page) : undefined;
+  const peerLoad = peer && (await llama2cRunner.prepare(peer));
+  const generate = { ...cell.decoder.options, seed: def.seed };
+
+  const pairs = await rounds(def, cell.promptSet.prompts, async (prompt) => {
+    const raw: ForkwiseRun = await fw.evaluate((p) => window.runForkwise(p), { prompt, maxTokens: def.maxTokens, generate });
+    const a = { ...pageMetrics(raw), readbackBytesPerStep: raw.readbackBytesPerStep };
+    // Same positions for llama2.c: BOS + prompt + maxTokens − 1 (run.c's `steps`).
+    const steps = raw.prefillTokens + def.maxTokens - 1;
+    const b = peer && (await llama2cRunner.run(peer, { prompt, steps, temperature: 0, stopAtBos: true }));
+    return { raw, a, b };
+  });
+
+  const forkwise = systemSummary('forkwise', load.loadMs, pairs.map((p) => p.a));
+  const out: Measured = { forkwise, adapter: load.adapter, extras: extrasOf(pairs.map((p) => p.raw)) };
+  if (!peer || !peerLoad) return out;
+  const peerSummary = systemSummary(llama2cRunner.name, peerLoad.loadMs, pairs.map((p) => p.b!));
+  const mismatches = pairs.flatMap((p, run) => {
+    const difference = firstDifference(p.a, p.b!);
+    return difference ? [{ run: run + 1, difference }] : [];
+  });
+  return {
+    ...out,
+    peer: peerSummary,
+    ratio: {
+      decodeTokPerSec: ratioOf(forkwise.decodeTokPerSec, peerSummary.decodeTokPerSec),
+      prefillTokPerSec: ratioOf(forkwise.prefillTokPerSec, peerSummary.prefillTokPerSec),
+      ttftMs: ratioOf(forkwise.ttftMs, peerSummary.ttftMs),
+    },
+    sameTokens: mismatches.length === 0,
+    mismatches,
+  };
+}
+
+function extrasOf(runs: ForkwiseRun[]): CellExtras {
+  const types = new Set(runs.flatMap((r) => Object.keys(r.extras.events)));
+  const eventsPerRun = Object.fromEntries([...types].map((t) => [t, median(runs.map((r) => r.extras.events[t] ?? 0))]));
+  const num = (k: string) => {
+    const xs = runs.map((r) => r.extras.summary[k]).filter((x): x is number => typeof x === 'number');
+    return xs.length ? median(xs) : undefined;
+  };
+  const largeShare = num('largeShare');
+  const costRatio = num('costRatio');
+  return { eventsPerRun, ...(largeShare === undefined ? {} : { largeShare }), ...(costRatio === undefined ? {} : { costRatio }) };
+}
+
+/** B > 1: batched KV rows (bench/peers/batched.ts), each B-row run after a single-row run. */
+async function measureBatched(def: MatrixDef, cell: Cell, open: Open): Promise<Measured> {
+  const page = await open('/bench/pages/batched.html');
+  await waitForGlobal(page, 'runBatched');
+  const load = await page.evaluate(() => window.loadBatched());
+  const temperature = cell.decoder.options.temperature ?? 1;
+  const run = (prompt: string, rows: number): Promise<BatchedRun> =>
+    page.evaluate((p) => window.runBatched(p), { prompt, rows, maxTokens: def.maxTokens, temperature, seed: def.seed });
+  const pairs = await rounds(def, cell.promptSet.prompts, async (prompt) => ({ one: await run(prompt, 1), many: await run(prompt, cell.batch) }));
+
+  const many = pairs.map((p) => p.many);
+  const forkwise: SystemSummary = {
+    name: 'forkwise (batched rows)', loadMs: load.loadMs,
+    decodeTokPerSec: summarize(many.map((r) => r.decodeTokPerSec)),
+    prefillTokPerSec: summarize(many.map((r) => r.prefillTokPerSec)),
+    ttftMs: summarize(many.map((r) => r.ttftMs)),
+    readbackBytesPerStep: summarize(many.map((r) => r.readbackBytesPerStep)),
+    tokensPerRun: def.maxTokens,
+  };
+  const stepMs = median(many.map((r) => r.stepMs));
+  const singleRowStepMs = median(pairs.map((p) => p.one.stepMs));
+  return {
+    forkwise,
+    adapter: load.adapter,
+    batched: {
+      perRowTokPerSec: forkwise.decodeTokPerSec!.median / cell.batch,
+      stepMs, singleRowStepMs,
+      perRowRelative: stepMs / cell.batch / singleRowStepMs,
+      distinctRows: Math.min(...many.map((r) => r.distinctRows)),
+    },
+  };
+}

@@ -1,0 +1,225 @@
+// A matrix result file → REPORT.md (tables, regressions against the previous result file, how
+// it was produced) + two hand-written SVG charts. Used by the reporter after every run, and alone:
+//   node --import tsx bench/matrix/report.ts [result.json]   (default: the newest in bench/results/matrix)
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../../test/support/browser.ts';
+import { type CellResult, type MatrixResult, RESULT_KIND } from './result.ts';
+
+export const DEFAULT_RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results', 'matrix');
+/** A cell regresses when its metric drops by more than this fraction (BENCH_REGRESSION_THRESHOLD). */
+export const DEFAULT_THRESHOLD = 0.15;
+
+export interface ReportPaths {
+  resultsDir: string;
+  reportFile: string;
+  chartsDir: string;
+}
+
+/** Where results and the report go: BENCH_OUT puts everything in one folder (the npm test uses a temp dir). */
+export function reportPaths(env = process.env): ReportPaths {
+  const out = env.BENCH_OUT;
+  if (out) return { resultsDir: out, reportFile: join(out, 'REPORT.md'), chartsDir: join(out, 'report') };
+  return { resultsDir: DEFAULT_RESULTS_DIR, reportFile: join(PROJECT_ROOT, 'bench', 'REPORT.md'), chartsDir: join(PROJECT_ROOT, 'bench', 'report') };
+}
+
+export interface Regression {
+  id: string;
+  metric: 'ratio to llama2.c' | 'decode tok/s';
+  previous: number;
+  current: number;
+  /** current / previous − 1 (negative: worse). */
+  change: number;
+  flagged: boolean;
+}
+
+/** The newest matrix result in `dir` dated before `date` (older non-matrix files are ignored). */
+export function findPrevious(dir: string, date: string): MatrixResult | undefined {
+  let best: MatrixResult | undefined;
+  for (const name of safeList(dir)) {
+    if (!name.endsWith('.json')) continue;
+    let r: MatrixResult;
+    try {
+      r = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (r?.kind !== RESULT_KIND || !(r.date < date)) continue;
+    if (!best || r.date > best.date) best = r;
+  }
+  return best;
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every ok cell also ok in `previous`, compared on its ratio to llama2.c when both runs have one
+ * (both systems measured in the same minutes: robust to the shared machine's load), else on
+ * decode tok/s.
+ */
+export function compare(current: MatrixResult, previous: MatrixResult | undefined, threshold = DEFAULT_THRESHOLD): Regression[] {
+  if (!previous) return [];
+  const before = new Map(previous.cells.filter((c) => c.status === 'ok').map((c) => [c.id, c]));
+  return current.cells.flatMap((c) => {
+    const p = before.get(c.id);
+    if (c.status !== 'ok' || !p) return [];
+    const byRatio = c.ratio?.decodeTokPerSec !== undefined && p.ratio?.decodeTokPerSec !== undefined;
+    const cur = byRatio ? c.ratio!.decodeTokPerSec! : c.forkwise?.decodeTokPerSec?.median;
+    const prev = byRatio ? p.ratio!.decodeTokPerSec! : p.forkwise?.decodeTokPerSec?.median;
+    if (cur === undefined || prev === undefined || prev <= 0) return [];
+    const change = cur / prev - 1;
+    return [{ id: c.id, metric: byRatio ? 'ratio to llama2.c' : 'decode tok/s', previous: prev, current: cur, change, flagged: change < -threshold }];
+  });
+}
+
+const f = (x: number | undefined, digits = 1) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
+
+function extrasText(c: CellResult): string {
+  const parts = Object.entries(c.extras?.eventsPerRun ?? {}).map(([type, n]) => `${type} ${f(n, 0)}/run`);
+  if (c.extras?.largeShare !== undefined) parts.push(`large share ${f(c.extras.largeShare, 2)}`);
+  if (c.extras?.costRatio !== undefined) parts.push(`cost ×${f(c.extras.costRatio, 2)}`);
+  if (c.batched) {
+    parts.push(`${f(c.batched.perRowTokPerSec)} tok/s/row`, `row cost ×${f(c.batched.perRowRelative, 2)} of B=1`, `${c.batched.distinctRows} distinct rows`);
+  }
+  return parts.join(', ') || '—';
+}
+
+function mainTable(cells: CellResult[]): string {
+  const rows = cells.filter((c) => c.status !== 'skipped').map((c) => {
+    const fw = c.forkwise;
+    const same = c.sameTokens === undefined ? '—' : c.sameTokens ? 'yes' : '**NO**';
+    const status = c.status === 'ok' ? 'ok' : `**failed**: ${(c.error ?? '').split('\n')[0].slice(0, 120)}`;
+    return `| ${c.decoder} | ${c.batch} | ${c.promptSet} | ${status} | ${f(fw?.decodeTokPerSec?.median)} (${f(fw?.decodeTokPerSec?.min)}–${f(fw?.decodeTokPerSec?.max)}) ` +
+      `| ${f(c.peer?.decodeTokPerSec?.median)} | ${c.ratio ? `×${f(c.ratio.decodeTokPerSec, 3)}` : '—'} | ${f(fw?.prefillTokPerSec?.median)} ` +
+      `| ${f(fw?.ttftMs?.median)} | ${f(fw?.tokensPerRun, 0)} | ${f(fw?.readbackBytesPerStep?.median, 0)} | ${extrasText(c)} | ${same} |`;
+  });
+  return [
+    '| decoder | B | prompts | status | decode tok/s (min–max) | llama2.c tok/s | ratio | prefill tok/s | TTFT ms | tokens/run | readback B/step | extras | same tokens |',
+    '|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+function regressionSection(regs: Regression[], previous: MatrixResult | undefined, threshold: number): string {
+  if (!previous) return 'No previous matrix result to compare with.';
+  const flagged = regs.filter((r) => r.flagged);
+  const head = `Against \`${previous.date}\` (${previous.matrix.name} matrix), threshold −${(threshold * 100).toFixed(0)} %: ` +
+    (flagged.length ? `**${flagged.length} regression(s)**.` : 'no regression.');
+  const rows = regs.map((r) => `| ${r.flagged ? '⚠ **REGRESSION**' : ''} ${r.id} | ${r.metric} | ${f(r.previous, 3)} | ${f(r.current, 3)} | ${(r.change * 100).toFixed(1)} % |`);
+  if (rows.length === 0) return head + ' (No cell in common.)';
+  return [head, '', '| cell | compared on | previous | now | change |', '|---|---|---:|---:|---:|', ...rows].join('\n');
+}
+
+interface Bar {
+  label: string;
+  value: number;
+  peer?: number;
+}
+
+/** A horizontal bar chart: one bar per row, a second (grey) bar for the peer when there is one. */
+export function barChart(title: string, unit: string, bars: Bar[]): string {
+  const rowH = 22, left = 230, width = 720, top = 40, barW = width - left - 70;
+  const max = Math.max(1e-9, ...bars.flatMap((b) => [b.value, b.peer ?? 0]));
+  const height = top + bars.length * rowH * 1.6 + 30;
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const body = bars.map((b, i) => {
+    const y = top + i * rowH * 1.6;
+    const w = (v: number) => Math.max(1, (v / max) * barW).toFixed(1);
+    const peer = b.peer === undefined ? '' :
+      `<rect x="${left}" y="${y + 11}" width="${w(b.peer)}" height="9" fill="#9e9e9e"/>` +
+      `<text x="${left + Number(w(b.peer)) + 4}" y="${y + 19}" font-size="10">${f(b.peer)} llama2.c</text>`;
+    return `<text x="${left - 6}" y="${y + 12}" font-size="11" text-anchor="end">${esc(b.label)}</text>` +
+      `<rect x="${left}" y="${y}" width="${w(b.value)}" height="${b.peer === undefined ? 16 : 10}" fill="#3f6fb5"/>` +
+      `<text x="${left + Number(w(b.value)) + 4}" y="${y + 9}" font-size="10">${f(b.value)}</text>` + peer;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height.toFixed(0)}" font-family="sans-serif">` +
+    `<rect width="100%" height="100%" fill="white"/>` +
+    `<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>` +
+    `<text x="${left}" y="34" font-size="10" fill="#555">${esc(unit)} (blue: forkwise, grey: llama2.c WASM in the same cell)</text>` +
+    body.join('') + '</svg>\n';
+}
+
+/** Chart files (name → SVG) for a result. */
+export function charts(r: MatrixResult): Record<string, string> {
+  const ok = r.cells.filter((c) => c.status === 'ok' && c.forkwise?.decodeTokPerSec);
+  const decode = barChart(`Decode tok/s per cell (${r.matrix.name} matrix, ${r.date.slice(0, 16)})`, 'median decode tok/s',
+    ok.map((c) => ({ label: `${c.decoder} · B${c.batch} · ${c.promptSet}`, value: c.forkwise!.decodeTokPerSec!.median, peer: c.peer?.decodeTokPerSec?.median })));
+  // The batch axis: aggregate tok/s of the decoders that have B > 1 cells, B = 1 included.
+  const batchable = new Set(ok.filter((c) => c.batch > 1).map((c) => c.decoder));
+  const scaling = barChart('Aggregate decode tok/s by batch size (batched KV rows; B = 1 via the public API)', 'rows × decode steps / s',
+    ok.filter((c) => batchable.has(c.decoder)).map((c) => ({ label: `${c.decoder} · ${c.promptSet} · B${c.batch}`, value: c.forkwise!.decodeTokPerSec!.median })));
+  return { 'decode-tok-s.svg': decode, 'batch-scaling.svg': scaling };
+}
+
+export function renderReport(r: MatrixResult, previous: MatrixResult | undefined, regs: Regression[], chartLinks: string[], threshold: number, resultFile: string): string {
+  const skipped = r.cells.filter((c) => c.status === 'skipped');
+  const ok = r.cells.filter((c) => c.status === 'ok').length;
+  const failed = r.cells.filter((c) => c.status === 'failed').length;
+  const m = r.machine ?? {};
+  return [
+    `# forkwise bench matrix — ${r.date}`,
+    '',
+    `\`${r.matrix.name}\` matrix: ${r.cells.length} cells — ${ok} ok, ${failed} failed, ${skipped.length} not applicable. ` +
+      `${r.matrix.maxTokens} tokens per run (per row for B > 1), ${r.matrix.warmup} warm-up + ${r.matrix.runs} measured rounds per cell, seed ${r.matrix.seed}, weights ${r.matrix.weightFormats.join(', ')}.`,
+    '',
+    '## Results',
+    '',
+    mainTable(r.cells),
+    '',
+    'decode tok/s: medians over the measured runs (B > 1: all rows together). ratio: forkwise / llama2.c (WASM) decode tok/s, both run alternating in the same cell on the same prompt and positions; greedy only. same tokens: every run of both produced identical token ids.',
+    '',
+    ...chartLinks.map((l) => `![chart](${l})`),
+    '',
+    '## Regressions',
+    '',
+    regressionSection(regs, previous, threshold),
+    '',
+    '## Not applicable',
+    '',
+    skipped.length ? skipped.map((c) => `- ${c.id}: ${c.reason}`).join('\n') : 'none',
+    '',
+    '## How this was produced',
+    '',
+    `- command: \`${r.command}\``,
+    `- result file: \`${resultFile}\``,
+    `- machine: ${m.cpu ?? '?'}, ${m.cores ?? '?'} cores, ${m.memGiB ?? '?'} GiB, ${m.platform ?? '?'}, Node ${m.node ?? '?'}; load average at the first cell ${Array.isArray(m.loadavg) ? (m.loadavg as number[]).map((x) => x.toFixed(1)).join(' ') : '?'}`,
+    `- browser: Chromium ${r.browser?.version ?? '?'} (headless, ${r.browser?.flags ?? ''})`,
+    `- adapter: \`${JSON.stringify(r.adapter ?? null)}\``,
+    '',
+  ].join('\n');
+}
+
+/** Writes REPORT.md and the charts for `r` (saved as `resultFile`), comparing with the previous file in its folder. */
+export function writeReport(r: MatrixResult, resultFile: string, paths: ReportPaths, env = process.env): Regression[] {
+  const threshold = Number(env.BENCH_REGRESSION_THRESHOLD ?? DEFAULT_THRESHOLD);
+  const previous = findPrevious(paths.resultsDir, r.date);
+  const regs = compare(r, previous, threshold);
+  mkdirSync(paths.chartsDir, { recursive: true });
+  const links = Object.entries(charts(r)).map(([name, svg]) => {
+    writeFileSync(join(paths.chartsDir, name), svg);
+    return relative(dirname(paths.reportFile), join(paths.chartsDir, name));
+  });
+  const shown = relative(PROJECT_ROOT, resultFile).startsWith('..') ? basename(resultFile) : relative(PROJECT_ROOT, resultFile);
+  writeFileSync(paths.reportFile, renderReport(r, previous, regs, links, threshold, shown));
+  return regs;
+}
+
+function newest(dir: string): string {
+  const files = safeList(dir).filter((n) => n.endsWith('.json')).sort();
+  if (files.length === 0) throw new Error(`no result file in ${dir}`);
+  return join(dir, files[files.length - 1]);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const paths = reportPaths();
+  const file = process.argv[2] ?? newest(paths.resultsDir);
+  const regs = writeReport(JSON.parse(readFileSync(file, 'utf8')), file, paths);
+  console.log(`wrote ${paths.reportFile}; ${regs.filter((r) => r.flagged).length} regression(s)`);
+}
