@@ -446,7 +446,7 @@ export class Engine {
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
-      if (emission.event) events.push(emission.event);
+      if (emission.event) events.push(withTrialTexts(emission.event, tokenizer));
       for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
         if (next === tokenizer.bosId) {
           finish = 'bos';
@@ -457,7 +457,7 @@ export class Engine {
         const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(tokens[at], next), emission.stats[i]);
         if (emission.models) step.model = emission.models[i];
         if (emission.gauges) step.gauge = emission.gauges[i];
-        if (i === 0 && emission.event) step.event = emission.event;
+        if (i === 0 && emission.event) step.event = events.at(-1);
         steps.push(step);
         yield step;
         if (at + 1 >= seqLen) finish = 'context';
@@ -523,6 +523,12 @@ export class Engine {
  * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
  */
 /** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
+/** CNTP events carry their trials as token ids; add each trial's text for displays. */
+function withTrialTexts(event: DecoderEvent, tokenizer: Tokenizer): DecoderEvent {
+  if (event.type !== 'cntp' || !Array.isArray(event.tokens)) return event;
+  return { ...event, texts: (event.tokens as number[][]).map((ids) => tokenizer.decode(ids)) };
+}
+
 export interface DecoderContext {
   vocabSize?: number;
   tokenizer?: Tokenizer;

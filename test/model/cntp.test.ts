@@ -39,6 +39,7 @@ describe('CNTP on stories15M', () => {
       assert.equal(e.ppl.length, e.trials);
       assert.equal(e.chosen, e.ppl.indexOf(Math.min(...e.ppl)));
       assert.deepEqual(e.committed, e.tokens[e.chosen]);
+      assert.deepEqual((e as unknown as { texts: string[] }).texts, e.tokens.map((t) => tok.decode(t)));
       for (const trial of e.tokens) {
         const last = trial.at(-1)!;
         const stopped = stops.has(last) || last === tok.bosId || last === tok.eosId;
