@@ -126,7 +126,7 @@ async function measureSingle(def: MatrixDef, cell: Cell, open: Open): Promise<Me
   });
 
   const forkwise = systemSummary('forkwise', load.loadMs, pairs.map((p) => p.a));
-  const out: Measured = { forkwise, adapter: load.adapter, extras: extrasOf(pairs.map((p) => p.raw)) };
+  const out: Measured = { forkwise, adapter: load.adapter, extras: extrasOf(pairs.map((p) => p.raw), cell.decoder.options.decoder) };
   if (!peer || !peerLoad) return out;
   const peerSummary = systemSummary(llama2cRunner.name, peerLoad.loadMs, pairs.map((p) => p.b!));
   const mismatches = pairs.flatMap((p, run) => {
@@ -146,8 +146,10 @@ async function measureSingle(def: MatrixDef, cell: Cell, open: Open): Promise<Me
   };
 }
 
-function extrasOf(runs: ForkwiseRun[]): CellExtras {
-  const types = new Set(runs.flatMap((r) => Object.keys(r.extras.events)));
+/** Event counts per run; the decoder's own event type is listed even when it never fired (e.g. 0 SRGen reflections). */
+function extrasOf(runs: ForkwiseRun[], decoder?: string): CellExtras {
+  const own = decoder === 'cntp' || decoder === 'ead' || decoder === 'srgen' ? [decoder] : [];
+  const types = new Set([...own, ...runs.flatMap((r) => Object.keys(r.extras.events))]);
   const eventsPerRun = Object.fromEntries([...types].map((t) => [t, median(runs.map((r) => r.extras.events[t] ?? 0))]));
   const num = (k: string) => {
     const xs = runs.map((r) => r.extras.summary[k]).filter((x): x is number => typeof x === 'number');
