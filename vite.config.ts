@@ -71,6 +71,8 @@ export default defineConfig({
   preview: {
     host: '127.0.0.1',
   },
+  // The demo's engine worker (demo/engine-worker.ts) is an ES module worker.
+  worker: { format: 'es' },
   build: {
     // Only the user-facing pages are built; test and bench pages are dev-server only.
     rolldownOptions: {

@@ -1,8 +1,19 @@
-// The demo page: load stories15M with a progress bar, generate with greedy or seeded sampling,
-// stream tokens tinted by entropy. Model text is only ever inserted as text (textContent).
+// The demo page: stories15M loaded with a progress bar into an engine in a Web Worker (so the
+// page stays responsive), every decoder with its main parameters, tokens streamed and tinted by
+// entropy, a live entropy chart with the decoder's threshold, and a compare view (same prompt
+// and seed through two decoders). Model text is only ever inserted as text (textContent).
+//
+// `?engine=page` runs the engine on the main thread instead (for comparison); so does a browser
+// whose workers lack WebGPU.
 import {
-  type Engine, type GenerateOptions, type GenerationStep, WebGPUUnavailableError, createEngine,
+  type DecoderName, type Engine, type GenerateOptions, type GenerationStep, WebGPUUnavailableError, createEngine,
 } from '../src/index.ts';
+import { createWorkerEngine } from '../src/worker/client.ts';
+import { showEventDialog } from './event-dialog.ts';
+import { OutputPanel, describeEvent, describeStep } from './panel.ts';
+
+/** What the page needs from an engine: the in-page Engine and the WorkerEngine both fit. */
+type DemoEngine = Pick<Engine, 'adapter' | 'loadModel' | 'generate'>;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
@@ -12,74 +23,47 @@ const ui = {
   form: $<HTMLFormElement>('controls'),
   prompt: $<HTMLTextAreaElement>('prompt'),
   decoder: $<HTMLSelectElement>('decoder'),
+  compare: $<HTMLSelectElement>('compare'),
   temperature: $<HTMLInputElement>('temperature'),
   topP: $<HTMLInputElement>('top-p'),
+  maxTrials: $<HTMLInputElement>('max-trials'),
   tau: $<HTMLInputElement>('tau'),
+  theta0: $<HTMLInputElement>('theta0'),
+  thetaMin: $<HTMLInputElement>('theta-min'),
   seed: $<HTMLInputElement>('seed'),
   maxTokens: $<HTMLInputElement>('max-tokens'),
   generate: $<HTMLButtonElement>('generate'),
   stop: $<HTMLButtonElement>('stop'),
-  output: $('output'),
+  panelB: $('panel-b'),
   details: $('details'),
-  stats: $('stats'),
   error: $('error'),
+  dialog: $<HTMLDialogElement>('event-dialog'),
+  dialogBody: $('event-body'),
 };
 
-/** Entropy (nats) to a background: white when certain, orange to red as it grows past ~3 nats. */
-export function entropyColor(entropy: number): string {
-  const t = Math.min(1, Math.max(0, entropy / 3));
-  return `hsla(${40 - 40 * t}, 95%, 55%, ${0.08 + 0.6 * t})`;
+function inspect(step: GenerationStep, open: boolean) {
+  ui.details.textContent = [describeStep(step), step.event && describeEvent(step.event)].filter(Boolean).join('\n');
+  if (open && step.event) showEventDialog(ui.dialog, ui.dialogBody, step);
 }
+
+const panels = [
+  new OutputPanel($('output'), $('stats'), $('title-a'), inspect, $('chart')),
+  new OutputPanel($('output-b'), $('stats-b'), $('title-b'), inspect, $('chart-b')),
+];
 
 function showError(message: string) {
   ui.error.hidden = false;
   ui.error.textContent = message;
 }
 
-function describeStep(s: GenerationStep): string {
-  const alts = s.topK.slice(0, 5).map((c) => `  ${JSON.stringify(c.text).padEnd(14)} ${(100 * c.prob).toFixed(1)}%`).join('\n');
-  return `token ${JSON.stringify(s.text)} (id ${s.tokenId}, position ${s.pos})\n` +
-    `entropy ${s.entropy.toFixed(3)} nats, varentropy ${s.varentropy.toFixed(3)}\ntop alternatives:\n${alts}`;
+/** Shows each decoder's parameters only when a chosen decoder uses them. */
+function showParameters() {
+  const chosen = new Set([ui.decoder.value, ui.compare.value]);
+  for (const label of document.querySelectorAll<HTMLElement>('#controls .param')) label.hidden = !chosen.has(label.dataset.for!);
+  ui.panelB.hidden = ui.compare.value === '';
 }
 
-/** What a decoder did at a position, shown on the token (event types of the decoders). */
-interface Marks {
-  branch: Map<number, string>;
-  reflect: Map<number, string>;
-}
-
-function appendToken(step: GenerationStep, marks: Marks) {
-  const span = document.createElement('span');
-  span.className = 'tok';
-  if (step.model === 'small') span.classList.add('small');
-  span.textContent = step.text;
-  span.tabIndex = 0;
-  span.style.background = entropyColor(step.entropy);
-  span.dataset.entropy = String(step.entropy);
-  const show = () => {
-    const extra = [marks.branch.get(step.pos), marks.reflect.get(step.pos), step.model && `model: ${step.model}`].filter(Boolean);
-    ui.details.textContent = [describeStep(step), ...extra].join('\n');
-  };
-  span.addEventListener('mouseenter', show);
-  span.addEventListener('focus', show);
-  ui.output.append(span);
-  return span;
-}
-
-/** Describes decoder events; marks the token at each event's position once it is shown. */
-function noteEvent(event: Record<string, unknown>, marks: Marks) {
-  const pos = Number(event.pos);
-  if (event.type === 'cntp') {
-    const ppl = (event.ppl as number[]).map((p) => p.toFixed(2)).join(', ');
-    marks.branch.set(pos, `CNTP: entropy ${Number(event.entropy).toFixed(2)} nats, ${event.trials} trials, perplexities [${ppl}], kept trial ${event.chosen}`);
-  } else if (event.type === 'srgen') {
-    const loss = (event.loss as number[]).map((l) => l.toFixed(4)).join(' → ');
-    marks.reflect.set(pos, `SRGen reflection: entropy ${Number(event.entropy).toFixed(2)} > threshold ${Number(event.threshold).toFixed(2)}; loss ${loss}`);
-  }
-}
-
-function options(): GenerateOptions {
-  const decoder = ui.decoder.value as GenerateOptions['decoder'];
+function options(decoder: DecoderName): GenerateOptions {
   const o: GenerateOptions = {
     decoder,
     temperature: Number(ui.temperature.value),
@@ -87,12 +71,36 @@ function options(): GenerateOptions {
     seed: Number(ui.seed.value),
     maxTokens: Number(ui.maxTokens.value),
   };
+  if (decoder === 'cntp') o.maxTrials = Number(ui.maxTrials.value);
   if (decoder === 'ead') o.tau = Number(ui.tau.value);
+  if (decoder === 'srgen') Object.assign(o, { theta0: Number(ui.theta0.value), thetaMin: Number(ui.thetaMin.value) });
   return o;
 }
 
-async function run(engine: Engine) {
+const CHART_LABEL: Partial<Record<DecoderName, string>> = {
+  ead: 'blue: rolling mean, red: τ', srgen: 'red: adaptive threshold θ',
+};
+
+/** Streams one generation into `panel`; false if it was stopped. */
+async function runInto(engine: DemoEngine, panel: OutputPanel, decoder: DecoderName, signal: AbortSignal): Promise<boolean> {
+  const o = options(decoder);
+  panel.begin(ui.prompt.value, decoder, o.maxTokens!, CHART_LABEL[decoder] ?? '', decoder === 'ead');
+  try {
+    const generation = engine.generate(ui.prompt.value, { ...o, signal });
+    for await (const step of generation) panel.push(step);
+    panel.finish(await generation.result);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'aborted') throw error;
+    panel.stopped();
+    return false;
+  }
+}
+
+function wire(engine: DemoEngine) {
   let controller: AbortController | null = null;
+  ui.decoder.addEventListener('change', showParameters);
+  ui.compare.addEventListener('change', showParameters);
   ui.stop.addEventListener('click', () => controller?.abort());
   ui.form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -100,36 +108,13 @@ async function run(engine: Engine) {
     controller = new AbortController();
     ui.generate.disabled = true;
     ui.stop.disabled = false;
-    ui.output.replaceChildren();
-    const promptSpan = document.createElement('span');
-    promptSpan.className = 'prompt';
-    promptSpan.textContent = ui.prompt.value;
-    ui.output.append(promptSpan);
-    const started = performance.now();
-    let count = 0;
-    const marks: Marks = { branch: new Map(), reflect: new Map() };
-    const spans = new Map<number, HTMLElement>();
+    const decoders = [ui.decoder.value, ui.compare.value].filter(Boolean) as DecoderName[];
     try {
-      const generation = engine.generate(ui.prompt.value, { ...options(), signal: controller.signal });
-      for await (const step of generation) {
-        spans.set(step.pos, appendToken(step, marks));
-        count++;
-        ui.stats.textContent = `${count} tokens, ${(count / ((performance.now() - started) / 1000)).toFixed(1)} tok/s`;
+      for (const [i, decoder] of decoders.entries()) {
+        if (!(await runInto(engine, panels[i], decoder, controller.signal))) break;
       }
-      const r = await generation.result;
-      for (const event of r.events) noteEvent(event, marks);
-      for (const pos of marks.branch.keys()) spans.get(pos)?.classList.add('branch');
-      for (const pos of marks.reflect.keys()) spans.get(pos)?.classList.add('reflect');
-      const summary = r.summary.largeShare === undefined ? '' : ` · large model ${(100 * Number(r.summary.largeShare)).toFixed(0)}% of tokens`;
-      const branches = r.events.filter((e) => e.type === 'cntp').length;
-      const reflections = r.events.filter((e) => e.type === 'srgen').length;
-      ui.stats.textContent = `${r.steps.length} tokens · finish: ${r.finish} · decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s · ` +
-        `prefill ${r.timing.prefillTokPerSec.toFixed(1)} tok/s · first token ${r.timing.ttftMs.toFixed(0)} ms · ` +
-        `${r.timing.readbackBytesPerStep.toFixed(0)} B read back per step` +
-        `${branches ? ` · ${branches} branch points` : ''}${reflections ? ` · ${reflections} reflections` : ''}${summary}`;
     } catch (error) {
-      if ((error as { code?: string }).code === 'aborted') ui.stats.textContent = `stopped after ${count} tokens`;
-      else showError((error as Error).message);
+      showError((error as Error).message);
     } finally {
       ui.generate.disabled = false;
       ui.stop.disabled = true;
@@ -137,22 +122,37 @@ async function run(engine: Engine) {
   });
 }
 
-async function main() {
-  let engine: Engine;
-  try {
-    engine = await createEngine();
-  } catch (error) {
-    if (error instanceof WebGPUUnavailableError) {
-      $('no-webgpu').hidden = false;
-      $('no-webgpu-reason').textContent = error.message;
-      $('load').hidden = true;
-      ui.form.hidden = true;
-      return;
+/** The engine in a Web Worker; on the page when asked to, or when workers have no WebGPU. */
+async function startEngine(): Promise<{ engine: DemoEngine; where: string }> {
+  if (new URLSearchParams(location.search).get('engine') !== 'page') {
+    const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module' });
+    try {
+      return { engine: await createWorkerEngine(worker), where: 'engine in a Web Worker' };
+    } catch (error) {
+      worker.terminate();
+      if (!(error instanceof WebGPUUnavailableError) || !('gpu' in navigator)) throw error;
     }
-    throw error;
   }
+  return { engine: await createEngine(), where: 'engine on the page' };
+}
+
+async function main() {
+  showParameters();
+  let started: Awaited<ReturnType<typeof startEngine>>;
+  try {
+    started = await startEngine();
+  } catch (error) {
+    if (!(error instanceof WebGPUUnavailableError)) throw error;
+    $('no-webgpu').hidden = false;
+    $('no-webgpu-reason').textContent = error.message;
+    $('load').hidden = true;
+    ui.form.hidden = true;
+    return;
+  }
+  const { engine, where } = started;
   const a = engine.adapter;
-  ui.adapter.textContent = `adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' · ')}${a.isFallback ? ' (CPU fallback)' : ''}`;
+  ui.adapter.textContent = `adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' · ')}` +
+    `${a.isFallback ? ' (CPU fallback)' : ''} · ${where}`;
   try {
     const info = await engine.loadModel({
       model: '/models/stories15M.bin',
@@ -168,7 +168,7 @@ async function main() {
     ui.status.textContent = `stories15M ready: ${(info.parameterCount / 1e6).toFixed(1)} M parameters, ` +
       `${(info.gpuBytes / 2 ** 20).toFixed(0)} MiB on the GPU, loaded in ${(info.loadMs / 1000).toFixed(1)} s`;
     ui.generate.disabled = false;
-    await run(engine);
+    wire(engine);
   } catch (error) {
     showError((error as Error).message);
   }
