@@ -14,3 +14,6 @@ export type { ModelConfig } from './model/checkpoint.ts';
 export type { ByteSource } from './model/source.ts';
 export type { Candidate, StepStats } from './runtime/stats.ts';
 export { Tokenizer, TokenStreamDecoder } from './tokenizer/tokenizer.ts';
+export { WorkerEngine, createWorkerEngine } from './worker/client.ts';
+export { serveEngine } from './worker/serve.ts';
+export type { MessageEndpoint } from './worker/protocol.ts';
