@@ -67,6 +67,9 @@ export default defineConfig({
     host: '127.0.0.1',
     port: 5173,
     strictPort: false,
+    // The demo test reaches the server under this name (mapped to 127.0.0.1 by Chromium's
+    // host resolver) to get a page that is not a secure context, i.e. has no WebGPU.
+    allowedHosts: ['insecure.forkwise.test'],
   },
   preview: {
     host: '127.0.0.1',

@@ -177,3 +177,25 @@ describe('demo page', () => {
     assert.deepEqual(requests, []);
   });
 });
+
+describe('demo page without WebGPU', () => {
+  let session: BrowserSession;
+  before(async () => {
+    session = await startBrowserSession({ extraArgs: ['--host-resolver-rules=MAP insecure.forkwise.test 127.0.0.1'] });
+  });
+  after(async () => {
+    await session?.close();
+  });
+
+  test('an insecure origin (no navigator.gpu) gets the explanation page, not a broken form', async () => {
+    // The same server under a name that is not localhost: not a secure context, so no WebGPU.
+    const page = await session.browser.newPage();
+    await page.goto(`${session.baseUrl.replace('127.0.0.1', 'insecure.forkwise.test')}/demo/`);
+    await page.waitForSelector('#no-webgpu', { state: 'visible', timeout: 60_000 });
+    assert.equal(await page.evaluate(() => isSecureContext), false);
+    assert.match(await page.textContent('#no-webgpu-reason') ?? '', /navigator\.gpu is missing.*secure context/);
+    assert.equal(await page.isHidden('#controls'), true);
+    assert.equal(await page.isHidden('#load'), true);
+    await page.close();
+  });
+});
