@@ -40,8 +40,8 @@ export class WorkerEngine {
     });
     // A worker that fails to start or throws outside a request fails everything waiting.
     (endpoint as Partial<Worker>).addEventListener?.('error', (event: ErrorEvent) => {
-      const error = new Error(`engine worker failed: ${event.message ?? 'could not start'}`);
-      for (const p of this.pending.values()) p.onReply({ kind: 'error', id: 0, error: { name: 'Error', message: error.message } });
+      const error = { name: 'Error', message: `engine worker failed: ${event.message || 'it could not start'}` };
+      for (const p of [...this.pending.values()]) p.onReply({ kind: 'error', id: 0, error });
     });
     endpoint.start?.();
   }
