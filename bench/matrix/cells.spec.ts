@@ -121,8 +121,12 @@ async function measureSingle(def: MatrixDef, cell: Cell, open: Open): Promise<Me
     const a = { ...pageMetrics(raw), readbackBytesPerStep: raw.readbackBytesPerStep };
     // Same positions for llama2.c: BOS + prompt + maxTokens − 1 (run.c's `steps`).
     const steps = raw.prefillTokens + def.maxTokens - 1;
-    const b = peer && (await llama2cRunner.run(peer, { prompt, steps, temperature: 0, stopAtBos: true }));
-    return { raw, a, b };
+    const rawB = peer && (await peer.evaluate((p) => window.runLlama2c(p), { prompt, steps, temperature: 0 as const, stopAtBos: true }));
+    if (rawB && rawB.promptTokens.join() !== raw.promptTokens.join()) {
+      throw new Error(`llama2.c encodes ${JSON.stringify(prompt)} as ${rawB.promptTokens} and forkwise as ${raw.promptTokens}: ` +
+        "the peer's July-2023 tokenizer differs on some characters; pick a prompt without them (bench/matrix/matrix.ts)");
+    }
+    return { raw, a, b: rawB && pageMetrics(rawB) };
   });
 
   const forkwise = systemSummary('forkwise', load.loadMs, pairs.map((p) => p.a));

@@ -57,11 +57,15 @@ const DECODERS: Record<string, DecoderSpec> = {
 
 const PROMPTS: Record<string, PromptSet> = {
   short: { name: 'short', prompts: ['Once upon a time'] },
+  // No punctuation: the llama2.c peer's July-2023 tokenizer encodes some characters ('.', …) as
+  // byte tokens where forkwise (and current run.c) use the merged piece (scripts/setup-model.mjs),
+  // so greedy continuations would differ for a reason that is not the model. The cell checks the
+  // prompt token ids of both and fails on a difference.
   long: {
     name: 'long',
-    prompts: ['Lily and Ben were best friends. One sunny day they went to the park with their mom and saw a big red ball under a tree'],
+    prompts: ['Lily and Ben were best friends and one sunny day they went to the park with their mom and saw a big red ball under a tree'],
   },
-  mixed: { name: 'mixed', prompts: ['The little dog', 'Tom wanted to build a tall tower of blocks, but'] },
+  mixed: { name: 'mixed', prompts: ['The little dog', 'Tom wanted to build a tall tower of blocks but'] },
 };
 
 export const MATRICES: Record<string, MatrixDef> = {
