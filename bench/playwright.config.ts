@@ -29,6 +29,8 @@ export default defineConfig({
   // A full-matrix cell (128 tokens × 6 rounds of SRGen) takes minutes on SwiftShader.
   timeout: 15 * 60_000,
   outputDir: join(PROJECT_ROOT, 'test-results', 'bench'),
+  // Every cell is slow on purpose; Playwright's "slow test file" hint does not apply.
+  reportSlowTests: null,
   reporter,
   use: {
     browserName: 'chromium',

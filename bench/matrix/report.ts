@@ -112,7 +112,8 @@ function regressionSection(regs: Regression[], previous: MatrixResult | undefine
   const flagged = regs.filter((r) => r.flagged);
   const head = `Against \`${previous.date}\` (${previous.matrix.name} matrix), threshold −${(threshold * 100).toFixed(0)} %: ` +
     (flagged.length ? `**${flagged.length} regression(s)**.` : 'no regression.');
-  const rows = regs.map((r) => `| ${r.flagged ? '⚠ **REGRESSION**' : ''} ${r.id} | ${r.metric} | ${f(r.previous, 3)} | ${f(r.current, 3)} | ${(r.change * 100).toFixed(1)} % |`);
+  // Cell ids contain '|': shown with '·' so they stay one table cell.
+  const rows = regs.map((r) => `| ${r.flagged ? '⚠ **REGRESSION**' : ''} ${r.id.replaceAll(' | ', ' · ')} | ${r.metric} | ${f(r.previous, 3)} | ${f(r.current, 3)} | ${(r.change * 100).toFixed(1)} % |`);
   if (rows.length === 0) return head + ' (No cell in common.)';
   return [head, '', '| cell | compared on | previous | now | change |', '|---|---|---:|---:|---:|', ...rows].join('\n');
 }
