@@ -27,6 +27,8 @@ export function reportPaths(env = process.env): ReportPaths {
 export interface Regression {
   id: string;
   metric: 'ratio to llama2.c' | 'decode tok/s';
+  /** Date of the result file the cell was compared with. */
+  previousDate: string;
   previous: number;
   current: number;
   /** current / previous − 1 (negative: worse). */
@@ -34,21 +36,22 @@ export interface Regression {
   flagged: boolean;
 }
 
-/** The newest matrix result in `dir` dated before `date` (older non-matrix files are ignored). */
-export function findPrevious(dir: string, date: string): MatrixResult | undefined {
-  let best: MatrixResult | undefined;
+/**
+ * The matrix results in `dir` of the same matrix size dated before `date`, newest first (older
+ * non-matrix files are ignored; other sizes differ in tokens and rounds, so are not comparable).
+ */
+export function findPrevious(dir: string, date: string, matrix: string): MatrixResult[] {
+  const found: MatrixResult[] = [];
   for (const name of safeList(dir)) {
     if (!name.endsWith('.json')) continue;
-    let r: MatrixResult;
     try {
-      r = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+      const r: MatrixResult = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+      if (r?.kind === RESULT_KIND && r.matrix?.name === matrix && r.date < date) found.push(r);
     } catch {
-      continue;
+      // not JSON: not a result file
     }
-    if (r?.kind !== RESULT_KIND || !(r.date < date)) continue;
-    if (!best || r.date > best.date) best = r;
   }
-  return best;
+  return found.sort((a, b) => b.date.localeCompare(a.date));
 }
 
 function safeList(dir: string): string[] {
@@ -60,22 +63,25 @@ function safeList(dir: string): string[] {
 }
 
 /**
- * Every ok cell also ok in `previous`, compared on its ratio to llama2.c when both runs have one
- * (both systems measured in the same minutes: robust to the shared machine's load), else on
- * decode tok/s.
+ * Every ok cell against the newest earlier file where that cell was ok too (a partial run,
+ * e.g. with --grep, leaves the other cells' last values in force). Compared on the ratio to
+ * llama2.c when both runs have one (both systems measured in the same minutes: less sensitive to
+ * the shared machine's load), else on decode tok/s.
  */
-export function compare(current: MatrixResult, previous: MatrixResult | undefined, threshold = DEFAULT_THRESHOLD): Regression[] {
-  if (!previous) return [];
-  const before = new Map(previous.cells.filter((c) => c.status === 'ok').map((c) => [c.id, c]));
+export function compare(current: MatrixResult, previous: MatrixResult[], threshold = DEFAULT_THRESHOLD): Regression[] {
   return current.cells.flatMap((c) => {
-    const p = before.get(c.id);
-    if (c.status !== 'ok' || !p) return [];
+    const prevFile = previous.find((r) => r.cells.some((x) => x.id === c.id && x.status === 'ok'));
+    const p = prevFile?.cells.find((x) => x.id === c.id);
+    if (c.status !== 'ok' || !prevFile || !p) return [];
     const byRatio = c.ratio?.decodeTokPerSec !== undefined && p.ratio?.decodeTokPerSec !== undefined;
     const cur = byRatio ? c.ratio!.decodeTokPerSec! : c.forkwise?.decodeTokPerSec?.median;
     const prev = byRatio ? p.ratio!.decodeTokPerSec! : p.forkwise?.decodeTokPerSec?.median;
     if (cur === undefined || prev === undefined || prev <= 0) return [];
     const change = cur / prev - 1;
-    return [{ id: c.id, metric: byRatio ? 'ratio to llama2.c' : 'decode tok/s', previous: prev, current: cur, change, flagged: change < -threshold }];
+    return [{
+      id: c.id, metric: byRatio ? 'ratio to llama2.c' : 'decode tok/s', previousDate: prevFile.date,
+      previous: prev, current: cur, change, flagged: change < -threshold,
+    }];
   });
 }
 
@@ -107,15 +113,17 @@ function mainTable(cells: CellResult[]): string {
   ].join('\n');
 }
 
-function regressionSection(regs: Regression[], previous: MatrixResult | undefined, threshold: number): string {
-  if (!previous) return 'No previous matrix result to compare with.';
+function regressionSection(regs: Regression[], previous: MatrixResult[], threshold: number): string {
+  if (previous.length === 0) return 'No previous matrix result of this size to compare with.';
   const flagged = regs.filter((r) => r.flagged);
-  const head = `Against \`${previous.date}\` (${previous.matrix.name} matrix), threshold −${(threshold * 100).toFixed(0)} %: ` +
+  const head = `Each cell against the newest earlier \`${previous[0].matrix.name}\` result where it was ok ` +
+    `(${previous.length} earlier file(s), newest \`${previous[0].date}\`), threshold −${(threshold * 100).toFixed(0)} %: ` +
     (flagged.length ? `**${flagged.length} regression(s)**.` : 'no regression.');
   // Cell ids contain '|': shown with '·' so they stay one table cell.
-  const rows = regs.map((r) => `| ${r.flagged ? '⚠ **REGRESSION**' : ''} ${r.id.replaceAll(' | ', ' · ')} | ${r.metric} | ${f(r.previous, 3)} | ${f(r.current, 3)} | ${(r.change * 100).toFixed(1)} % |`);
+  const rows = regs.map((r) => `| ${r.flagged ? '⚠ **REGRESSION**' : ''} ${r.id.replaceAll(' | ', ' · ')} | ${r.metric} ` +
+    `| ${f(r.previous, 3)} (${r.previousDate.slice(0, 16)}) | ${f(r.current, 3)} | ${(r.change * 100).toFixed(1)} % |`);
   if (rows.length === 0) return head + ' (No cell in common.)';
-  return [head, '', '| cell | compared on | previous | now | change |', '|---|---|---:|---:|---:|', ...rows].join('\n');
+  return [head, '', '| cell | compared on | previous (date) | now | change |', '|---|---|---:|---:|---:|', ...rows].join('\n');
 }
 
 interface Bar {
@@ -159,7 +167,7 @@ export function charts(r: MatrixResult): Record<string, string> {
   return { 'decode-tok-s.svg': decode, 'batch-scaling.svg': scaling };
 }
 
-export function renderReport(r: MatrixResult, previous: MatrixResult | undefined, regs: Regression[], chartLinks: string[], threshold: number, resultFile: string): string {
+export function renderReport(r: MatrixResult, previous: MatrixResult[], regs: Regression[], chartLinks: string[], threshold: number, resultFile: string): string {
   const skipped = r.cells.filter((c) => c.status === 'skipped');
   const ok = r.cells.filter((c) => c.status === 'ok').length;
   const failed = r.cells.filter((c) => c.status === 'failed').length;
@@ -200,7 +208,7 @@ export function renderReport(r: MatrixResult, previous: MatrixResult | undefined
 /** Writes REPORT.md and the charts for `r` (saved as `resultFile`), comparing with the previous file in its folder. */
 export function writeReport(r: MatrixResult, resultFile: string, paths: ReportPaths, env = process.env): Regression[] {
   const threshold = Number(env.BENCH_REGRESSION_THRESHOLD ?? DEFAULT_THRESHOLD);
-  const previous = findPrevious(paths.resultsDir, r.date);
+  const previous = findPrevious(paths.resultsDir, r.date, r.matrix.name);
   const regs = compare(r, previous, threshold);
   mkdirSync(paths.chartsDir, { recursive: true });
   const links = Object.entries(charts(r)).map(([name, svg]) => {

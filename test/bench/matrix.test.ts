@@ -68,7 +68,7 @@ describe('bench matrix (smallest)', () => {
     const row = report.split('\n').find((l) => l.startsWith('| greedy | 1 | short | ok |'));
     assert.ok(row, report);
     assert.ok(row.includes(cell.forkwise!.decodeTokPerSec!.median.toFixed(1)) && row.includes(`×${cell.ratio!.decodeTokPerSec!.toFixed(3)}`), row);
-    assert.match(report, /No previous matrix result/);
+    assert.match(report, /No previous matrix result of this size/);
     assert.match(readFileSync(join(out, 'report', 'decode-tok-s.svg'), 'utf8'), /^<svg[^>]*>.*greedy · B1 · short/s);
   });
 
