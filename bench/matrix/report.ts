@@ -151,7 +151,7 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height.toFixed(0)}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/>` +
     `<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>` +
-    `<text x="${left}" y="34" font-size="10" fill="#555">${esc(unit)} (blue: forkwise, grey: llama2.c WASM in the same cell)</text>` +
+    `<text x="${left}" y="34" font-size="10" fill="#555">${esc(unit)}${bars.some((b) => b.peer !== undefined) ? ' (blue: forkwise, grey: llama2.c WASM in the same cell)' : ''}</text>` +
     body.join('') + '</svg>\n';
 }
 
