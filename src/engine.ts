@@ -439,7 +439,6 @@ export class Engine {
       : await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
-    let decodeSteps = 0; // forwards after prefill, including one whose token was BOS
     let finish: FinishReason | null = null;
     while (finish === null) {
       const pos = tokens.length - 1;
@@ -464,18 +463,21 @@ export class Engine {
         else if (steps.length >= plan.maxTokens) finish = 'max_tokens';
         if (finish) break;
       }
-      if (finish) break;
-      checkAbort(plan.signal);
-      if (emission.next) {
-        stats = emission.next;
-      } else {
-        // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
-        if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
-        stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
+      if (!finish) {
+        checkAbort(plan.signal);
+        if (emission.next) {
+          stats = emission.next;
+        } else {
+          // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
+          if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
+          stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
+        }
       }
       decodeMs += performance.now() - ts;
-      decodeSteps++;
     }
+    // Forwards after prefill along the kept sequence: one per token after the first (a CNTP
+    // trial's tokens each count), plus the one that produced a final BOS.
+    const decodeSteps = Math.max(0, steps.length - 1) + (finish === 'bos' && steps.length > 0 ? 1 : 0);
     const completion = steps.map((s) => s.text).join('') + text.flush();
     return {
       prompt: plan.prompt,

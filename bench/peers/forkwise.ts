@@ -12,10 +12,9 @@
 //            the prefill forward of P positions on the GPU, the fused LM head and the ~88-byte
 //            StepStats readback included).
 //  prefill = the engine's own prefill time (timing.prefillMs); prefillTokens = P.
-//  decode  = the engine's decode time (timing.decodeMs: every forward after the first token,
-//            the one that produced the final BOS included); decodeTokens = those forwards, so a
-//            final BOS counts, as for the peer. (The engine's own timing.decodeTokens leaves that
-//            last forward out; it is reported alongside as `engine`.)
+//  decode  = the engine's decode time and count (timing.decodeMs, timing.decodeTokens: every
+//            forward after the first token along the kept sequence, the one that produced a
+//            final BOS included, as for the peer).
 //  readback bytes per step = bytes mapped back from the GPU over the whole generation divided by
 //            the forwards (prefill counts as one step), from timing.readbackBytesPerStep.
 //  load    = createEngine() (adapter + device) + loadModel() (fetch, parse, upload, compile).
@@ -134,11 +133,9 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
 
   const tokens = r.tokens.slice(r.promptTokenCount);
   const stoppedOnBos = r.finish === 'bos';
-  // Forwards after the first token: one per generated token after the first, plus the final BOS.
-  const decodeTokens = Math.max(0, tokens.length - 1) + (stoppedOnBos && tokens.length > 0 ? 1 : 0);
-  // The engine divides by its own decodeTokens + 1; undo that to get the total, then divide by
-  // the steps actually run (prefill + decode forwards).
-  const readbackBytesTotal = r.timing.readbackBytesPerStep * (r.timing.decodeTokens + 1);
+  const { decodeTokens } = r.timing;
+  // The engine divides by decodeTokens + 1 (prefill counts as one step); the total, for reports.
+  const readbackBytesTotal = r.timing.readbackBytesPerStep * (decodeTokens + 1);
   return {
     text: r.text,
     tokens,
@@ -153,7 +150,7 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
     decodeTokens,
     decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (r.timing.decodeMs / 1000) : 0,
     totalMs,
-    readbackBytesPerStep: readbackBytesTotal / (1 + decodeTokens),
+    readbackBytesPerStep: r.timing.readbackBytesPerStep,
     readbackBytesTotal,
     gpuBytes: e.model!.gpuBytes,
     engine: r.timing,

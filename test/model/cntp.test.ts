@@ -31,6 +31,8 @@ describe('CNTP on stories15M', () => {
     const tok = engine.tokenizer;
     const stops = new Set(['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'].map((p) => tok.tokenIdOf(p)));
     assert.ok(r.events.length > 0, 'at least one branch point in 24 sampled tokens');
+    // A trial's tokens each count as a decode forward, as single tokens do.
+    assert.equal(r.timing.decodeTokens, r.steps.length - 1 + (r.finish === 'bos' ? 1 : 0));
     // Each branch rides on the first token of its committed trial, as it streams.
     assert.deepEqual(r.steps.filter((s) => s.event).map((s) => [s.pos, s.event]), r.events.map((e) => [e.pos, e]));
     for (const e of r.events as unknown as { pos: number; entropy: number; trials: number; ppl: number[]; chosen: number; committed: number[]; tokens: number[][] }[]) {

@@ -23,6 +23,8 @@ describe('stories15M against llama2.c (Node, webgpu package)', () => {
       assert.deepEqual(result.tokens, golden.tokens);
       assert.equal(result.finish, golden.stopped_on_bos ? 'bos' : 'context');
       assert.equal(result.text, golden.text);
+      // Every position the reference forwarded after the prompt is one decode forward.
+      assert.equal(result.timing.decodeTokens, golden.per_position.length - golden.prompt_token_count);
       let worst = 0;
       for (const step of result.steps) {
         const ref = golden.per_position[step.pos];
