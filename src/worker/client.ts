@@ -11,6 +11,7 @@ import {
 import { AbortedError } from '../errors.ts';
 import type { AdapterDescription } from '../gpu/device.ts';
 import type { ByteSource } from '../model/source.ts';
+import type { StepStats } from '../runtime/stats.ts';
 import {
   type MessageEndpoint, type Reply, type Request, type WorkerGpuOptions, type WorkerLoadOptions, reviveError,
 } from './protocol.ts';
@@ -77,6 +78,11 @@ export class WorkerEngine {
   generate(prompt: string, options: GenerateOptions = {}): Generation {
     const { signal, ...rest } = options;
     return new Generation(this.stream({ kind: 'generate', prompt, options: rest }, signal));
+  }
+
+  /** As Engine.score: the statistics of every position of `tokens` (teacher forcing). */
+  async score(tokens: readonly number[]): Promise<StepStats[]> {
+    return (await this.call({ kind: 'score', tokens: [...tokens] })) as StepStats[];
   }
 
   /** Frees the model's GPU memory in the worker (the worker itself is the caller's to terminate). */

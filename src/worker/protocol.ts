@@ -7,6 +7,7 @@ import {
   InvalidArgumentError, ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError,
 } from '../errors.ts';
 import type { AdapterDescription, GpuContextOptions } from '../gpu/device.ts';
+import type { StepStats } from '../runtime/stats.ts';
 
 /** What both a Worker (page side) and a worker's global scope (worker side) offer; also a MessagePort. */
 export interface MessageEndpoint {
@@ -24,6 +25,7 @@ export type Request =
   | { kind: 'init'; id: number; options: WorkerGpuOptions }
   | { kind: 'load'; id: number; options: WorkerLoadOptions }
   | { kind: 'generate'; id: number; prompt: string; options: WorkerGenerateOptions }
+  | { kind: 'score'; id: number; tokens: number[] }
   /** Aborts the load or generation with `id`, as its AbortSignal would in the page. */
   | { kind: 'abort'; id: number }
   | { kind: 'dispose'; id: number };
@@ -31,7 +33,7 @@ export type Request =
 export type Reply =
   | { kind: 'progress'; id: number; progress: LoadProgress }
   | { kind: 'step'; id: number; step: GenerationStep }
-  | { kind: 'done'; id: number; value: AdapterDescription | ModelInfo | GenerationResult | null }
+  | { kind: 'done'; id: number; value: AdapterDescription | ModelInfo | GenerationResult | StepStats[] | null }
   | { kind: 'error'; id: number; error: SerializedError };
 
 export interface SerializedError {

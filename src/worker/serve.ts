@@ -33,6 +33,8 @@ export function serveEngine(
         for await (const step of generation) reply({ kind: 'step', id: request.id, step });
         return generation.result;
       }
+      case 'score':
+        return ready().score(request.tokens);
       case 'abort':
         controllers.get(request.id)?.abort();
         return null;

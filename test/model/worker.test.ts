@@ -53,6 +53,10 @@ describe('engine behind the worker protocol (MessageChannel)', () => {
       assert.ok(Math.abs(s.entropy - golden.per_position[s.pos].entropy_nats) < STAT_TOLERANCE, `entropy at ${s.pos}`);
     }
     assert.equal(r.text, steps.reduce((t, s) => t + s.text, golden.prompt));
+    // Teacher-forced scoring through the worker: the reference's log-sum-exp at every position.
+    const scored = await engine.score(r.tokens);
+    assert.equal(scored.length, r.tokens.length);
+    scored.forEach((s, pos) => assert.ok(Math.abs(s.lse - golden.per_position[pos].lse) < STAT_TOLERANCE, `lse at ${pos}`));
   });
 
   test('errors come back as the same typed classes', async () => {
