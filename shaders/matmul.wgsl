@@ -63,19 +63,29 @@ fn gemv(@builtin(global_invocation_id) gid: vec3<u32>) {
   store(t, n4 + half(), b);
 }
 
-// One weight vec4 pair feeds four token rows. Written out by hand: SwiftShader spills private
-// arrays indexed in loops to memory.
+// One weight vec4 pair feeds four token rows (two in a batch's last tile when only one or two
+// are left: a whole four-row tile there costs as much as four rows). Written out by hand:
+// SwiftShader spills private arrays indexed in loops to memory. The tile size is uniform per
+// workgroup (one tile row per workgroup row), so the branch does not diverge.
 @compute @workgroup_size(WG)
 fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n4 = gid.x;
   let t0 = gid.y * 4u;
   let n = row_count();
   if (n4 >= half() || t0 >= n) { return; }
+  if (n - t0 <= 2u) {
+    gemm2(n4, t0, n);
+  } else {
+    gemm4(n4, t0, n);
+  }
+}
+
+fn gemm4(n4: u32, t0: u32, n: u32) {
   let m4 = second(n4);
   // Rows past the end re-read row t0 (always valid) and are not stored.
   let x0 = x_row(t0) * K4;
-  let x1 = x_row(select(t0, t0 + 1u, t0 + 1u < n)) * K4;
-  let x2 = x_row(select(t0, t0 + 2u, t0 + 2u < n)) * K4;
+  let x1 = x_row(t0 + 1u) * K4;
+  let x2 = x_row(t0 + 2u) * K4;
   let x3 = x_row(select(t0, t0 + 3u, t0 + 3u < n)) * K4;
   var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
   var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
@@ -95,9 +105,30 @@ fn gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   let h = half();
-  store(t0, n4, a0);
-  store(t0, n4 + h, b0);
-  if (t0 + 1u < n) { store(t0 + 1u, n4, a1); store(t0 + 1u, n4 + h, b1); }
-  if (t0 + 2u < n) { store(t0 + 2u, n4, a2); store(t0 + 2u, n4 + h, b2); }
+  store(t0, n4, a0); store(t0, n4 + h, b0);
+  store(t0 + 1u, n4, a1); store(t0 + 1u, n4 + h, b1);
+  store(t0 + 2u, n4, a2); store(t0 + 2u, n4 + h, b2);
   if (t0 + 3u < n) { store(t0 + 3u, n4, a3); store(t0 + 3u, n4 + h, b3); }
+}
+
+fn gemm2(n4: u32, t0: u32, n: u32) {
+  let m4 = second(n4);
+  let x0 = x_row(t0) * K4;
+  let x1 = x_row(select(t0, t0 + 1u, t0 + 1u < n)) * K4;
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0);
+  var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let v0 = x[x0 + k4];
+    let v1 = x[x1 + k4];
+    for (var j = 0u; j < 4u; j++) {
+      let r = (4u * k4 + j) * N4;
+      let wa = w[r + n4];
+      let wb = w[r + m4];
+      a0 += v0[j] * wa; b0 += v0[j] * wb;
+      a1 += v1[j] * wa; b1 += v1[j] * wb;
+    }
+  }
+  let h = half();
+  store(t0, n4, a0); store(t0, n4 + h, b0);
+  if (t0 + 1u < n) { store(t0 + 1u, n4, a1); store(t0 + 1u, n4 + h, b1); }
 }
