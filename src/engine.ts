@@ -520,17 +520,13 @@ export class Engine {
   }
 }
 
-/**
- * Validates the model-independent options (callers such as the CLI check them before loading a
- * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
- */
-/** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
 /** CNTP events carry their trials as token ids; add each trial's text for displays. */
 function withTrialTexts(event: DecoderEvent, tokenizer: Tokenizer): DecoderEvent {
   if (event.type !== 'cntp' || !Array.isArray(event.tokens)) return event;
   return { ...event, texts: (event.tokens as number[][]).map((ids) => tokenizer.decode(ids)) };
 }
 
+/** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
 export interface DecoderContext {
   vocabSize?: number;
   tokenizer?: Tokenizer;
@@ -538,6 +534,10 @@ export interface DecoderContext {
   parameters?: { small: number; large: number };
 }
 
+/**
+ * Validates the model-independent options (callers such as the CLI check them before loading a
+ * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
+ */
 export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder } {
   const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
   const name = o.decoder ?? 'greedy';

@@ -26,7 +26,7 @@ export type Request =
   | { kind: 'load'; id: number; options: WorkerLoadOptions }
   | { kind: 'generate'; id: number; prompt: string; options: WorkerGenerateOptions }
   | { kind: 'score'; id: number; tokens: number[] }
-  /** Aborts the load or generation with `id`, as its AbortSignal would in the page. */
+  /** Aborts the load or generation with `id`, as its AbortSignal would in the page (no reply of its own). */
   | { kind: 'abort'; id: number }
   | { kind: 'dispose'; id: number };
 

@@ -17,7 +17,7 @@ export function serveEngine(
   const controllers = new Map<number, AbortController>();
   const reply = (message: Reply) => endpoint.postMessage(message);
 
-  const handle = async (request: Request): Promise<unknown> => {
+  const handle = async (request: Exclude<Request, { kind: 'abort' }>): Promise<unknown> => {
     switch (request.kind) {
       case 'init':
         engine ??= await create(request.options);
@@ -35,9 +35,6 @@ export function serveEngine(
       }
       case 'score':
         return ready().score(request.tokens);
-      case 'abort':
-        controllers.get(request.id)?.abort();
-        return null;
       case 'dispose':
         engine?.dispose();
         engine = null;
@@ -56,6 +53,8 @@ export function serveEngine(
 
   endpoint.addEventListener('message', (event) => {
     const request = event.data as Request;
+    // An abort is a notice about another request (its id): that request answers, the abort does not.
+    if (request.kind === 'abort') return void controllers.get(request.id)?.abort();
     handle(request).then(
       (value) => reply({ kind: 'done', id: request.id, value } as Reply),
       (error) => reply({ kind: 'error', id: request.id, error: serializeError(error) }),
