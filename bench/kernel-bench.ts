@@ -395,8 +395,8 @@ export async function runKernelBench(ctx: GpuContext, env: string, options: Kern
     const statsBytes = statsRecordWords(TOP_K) * 4;
     const partialBytes = LM_PARTIALS_PER_ROW * (LM_PARTIAL_BYTES + 2 * TOP_K * 4);
     {
-      const head = await kernels.lmHeadStats('lm_head', { dim: MODEL.dim, vocab: MODEL.vocab, topK: TOP_K }, {
-        step, tokens, hidden, wcls, partials, partialTopK, stats,
+      const head = await kernels.lmHeadStats('lm_head', { dim: MODEL.dim, topK: TOP_K }, {
+        step, tokens, hidden, tiles: [{ buffer: wcls, firstId: 0, vocab: MODEL.vocab }], partials, partialTopK, stats,
       });
       await runOnce(ctx, head, shape);
       const check = checkStats(await readBack(ctx, stats, 0, statsBytes), cpuGemv(hiddenHost, wclsHost, MODEL.dim, MODEL.vocab));

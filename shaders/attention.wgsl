@@ -1,17 +1,15 @@
 // Causal multi-head attention over the KV cache, one invocation per (head, token): the token
 // attends to positions 0..pos of its own KV row. Two passes over the keys (max, then exp-weighted
 // sum of values) instead of a scores array, so any context length fits in registers.
-override DIM: u32;
+override Q_DIM: u32;
 override KV_DIM: u32;
-override HEAD_SIZE: u32;
+override HEAD_DIM: u32;
 override N_HEADS: u32;
 override N_KV_HEADS: u32;
 override SEQ_LEN: u32;
 
-const MAX_HEAD4: u32 = 64u;  // head size up to 256
+const MAX_HEAD4: u32 = 64u;  // head dim up to 256
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
-struct TokenSlot { id: u32, pos: u32, row: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> tokens: array<TokenSlot>;
@@ -26,8 +24,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.y;
   if (h >= N_HEADS || t >= step.n_tokens) { return; }
   let slot = tokens[t];
-  let h4 = HEAD_SIZE / 4u;
-  let q_base = t * (DIM + 2u * KV_DIM) + h * HEAD_SIZE;
+  let h4 = HEAD_DIM / 4u;
+  let q_base = t * (Q_DIM + 2u * KV_DIM) + h * HEAD_DIM;
   var q: array<vec4<f32>, MAX_HEAD4>;
   for (var d = 0u; d < h4; d++) {
     let j = q_base + 4u * d;
@@ -35,7 +33,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let kv_head = h / (N_HEADS / N_KV_HEADS);
   let cache_base = (slot.row * N_KV_HEADS + kv_head) * SEQ_LEN * h4;
-  let scale = 1.0 / sqrt(f32(HEAD_SIZE));
+  let scale = 1.0 / sqrt(f32(HEAD_DIM));
 
   var max_score = -3.0e38;
   for (var p = 0u; p <= slot.pos; p++) {
@@ -50,7 +48,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       acc[d] += e * v_cache[cache_base + p * h4 + d];
     }
   }
-  let o = t * DIM + h * HEAD_SIZE;
+  let o = t * Q_DIM + h * HEAD_DIM;
   for (var d = 0u; d < h4; d++) {
     let a = acc[d] / sum;
     out[o + 4u * d] = a.x;

@@ -1,8 +1,6 @@
 // Embedding gather: x[t] = table[token_t], one invocation per (feature, token).
 override DIM: u32;
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
-struct TokenSlot { id: u32, pos: u32, row: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> tokens: array<TokenSlot>;

@@ -11,8 +11,14 @@
 // Online form: Z = Σ e^(s−m), A = Σ e^(s−m)(s−m), B = Σ e^(s−m)(s−m)²; then LSE = m + ln Z,
 // entropy = ln Z − A/Z, varentropy = B/Z − (A/Z)².
 override DIM: u32;
-override V4: u32;            // vocabulary / 4, rounded up
-override VOCAB: u32;
+// A classifier larger than one storage binding is split by vocabulary into TILES tiles, each its
+// own buffer and launch; tile TILE holds ids ID_OFFSET.. ID_OFFSET + VOCAB − 1 and writes its own
+// block of partials, and the merge folds all tiles' partials.
+override V4: u32;            // this tile's vocabulary / 4, rounded up
+override VOCAB: u32;         // ids in this tile
+override ID_OFFSET: u32 = 0u;
+override TILE: u32 = 0u;
+override TILES: u32 = 1u;
 override TOP_K: u32 = 8u;    // 1..MAX_K
 override LM_WG: u32 = 64u;
 override LM_GROUPS: u32 = 16u;  // workgroups per token row: LM_WG * LM_GROUPS partials per row
@@ -22,8 +28,6 @@ const MERGE_WG: u32 = 32u;
 const NEG_INF: f32 = -3.0e38;
 const STATS_HEADER: u32 = 6u;  // lse, entropy, varentropy, max logit, argmax, sampled id
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
-struct TokenSlot { id: u32, pos: u32, row: u32, _pad: u32 }
 
 // Running statistics; `m` is the reference the sums are taken against.
 struct Partial { m: f32, z: f32, a: f32, b: f32, argmax_logit: f32, argmax: u32, gumbel_key: f32, gumbel_id: u32 }
@@ -35,7 +39,7 @@ struct Partial { m: f32, z: f32, a: f32, b: f32, argmax_logit: f32, argmax: u32,
 @group(0) @binding(4) var<storage, read_write> partials: array<Partial>;
 @group(0) @binding(5) var<storage, read_write> partial_topk: array<vec2<u32>>;  // (id, logit bits)
 @group(0) @binding(6) var<storage, read_write> stats: array<u32>;
-@group(0) @binding(7) var<storage, read> logits: array<f32>;  // [stats rows][VOCAB]
+@group(0) @binding(7) var<storage, read> logits: array<f32>;  // [stats rows][4 V4]
 
 var<private> top_ids: array<u32, MAX_K>;
 var<private> top_logits: array<f32, MAX_K>;
@@ -130,7 +134,7 @@ fn fold_logit(p: ptr<function, Partial>, slot: TokenSlot, logit: f32, id: u32) {
 }
 
 fn write_partial(t: u32, i: u32, p: Partial) {
-  let out = t * LM_WG * LM_GROUPS + i;
+  let out = (t * TILES + TILE) * LM_WG * LM_GROUPS + i;
   partials[out] = p;
   for (var j = 0u; j < TOP_K; j++) {
     partial_topk[out * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
@@ -172,8 +176,8 @@ fn lm_head(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 fn fold_column(p: ptr<function, Partial>, slot: TokenSlot, z: vec4<f32>, c: u32) {
   for (var lane = 0u; lane < 4u; lane++) {
-    let id = 4u * c + lane;
-    if (id < VOCAB) { fold_logit(p, slot, z[lane], id); }
+    let i = 4u * c + lane;
+    if (i < VOCAB) { fold_logit(p, slot, z[lane], ID_OFFSET + i); }
   }
 }
 
@@ -185,7 +189,7 @@ fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
   var p = empty_partial();
   top_clear();
   for (var id = gid.x; id < VOCAB; id += LM_WG * LM_GROUPS) {
-    fold_logit(&p, slot, logits[t * VOCAB + id], id);
+    fold_logit(&p, slot, logits[t * 4u * V4 + id], id);
   }
   write_partial(t, gid.x, p);
 }
@@ -198,7 +202,7 @@ fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let t = wid.y;
   let l = lid.x;
-  let count = LM_WG * LM_GROUPS;
+  let count = LM_WG * LM_GROUPS * TILES;
   let base = t * count;
   let live = t < step.stats_rows;  // barriers must be reached by every invocation
   var p = empty_partial();

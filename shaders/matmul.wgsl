@@ -12,8 +12,11 @@ override WG: u32 = 32;
 // Rows to multiply: all n_tokens rows of the step, or (STATS_ROWS) only the step's stats rows
 // [stats_row_start, +stats_rows) of x, written to y rows 0.. (the LM head over a batch).
 override STATS_ROWS: bool = false;
+// y's row stride and first column, in vec4s: a tile of a wider output (the LM head's logits when
+// the classifier is split into tiles) writes its columns at Y_OFFSET4.. of rows Y_N4 wide.
+override Y_N4: u32;
+override Y_OFFSET4: u32 = 0u;
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -27,7 +30,7 @@ fn x_row(t: u32) -> u32 { return select(t, step.stats_row_start + t, STATS_ROWS)
 
 fn store(t: u32, n4: u32, value: vec4<f32>) {
   if (n4 >= N4) { return; }
-  let i = t * N4 + n4;
+  let i = t * Y_N4 + Y_OFFSET4 + n4;
   if (ACCUMULATE) {
     y[i] = y[i] + value;
   } else {

@@ -2,8 +2,8 @@
 // llama2.c uses, and the row is short (the model width): a parallel reduction would cost more in
 // workgroup barriers than it saves on SwiftShader.
 override DIM: u32;
+override EPS: f32 = 1e-5;
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -19,7 +19,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var j = 0u; j < DIM; j++) {
     ss += x[base + j] * x[base + j];
   }
-  let scale = 1.0 / sqrt(ss / f32(DIM) + 1e-5);
+  let scale = 1.0 / sqrt(ss / f32(DIM) + EPS);
   for (var j = 0u; j < DIM; j++) {
     out[base + j] = weight[j] * (scale * x[base + j]);
   }

@@ -2,7 +2,6 @@
 // outputs of the fused w1|w3 matmul.
 override HIDDEN: u32;
 
-struct Step { n_tokens: u32, stats_row_start: u32, stats_rows: u32, seed: u32, counter: u32, inv_stats_temp: f32, inv_sample_temp: f32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> hb: array<f32>;

@@ -12,13 +12,16 @@ import {
 import { BufferPool } from './gpu/buffers.ts';
 import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
 import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
-import { type ModelConfig, parseCheckpoint } from './model/checkpoint.ts';
-import { type ByteSource, readSource, rememberSource } from './model/source.ts';
+import { type ModelConfig, parameterCount } from './model/config.ts';
+import { type ModelSource, openModel } from './model/load.ts';
+import { type ByteSource, readSource, rememberUrl } from './model/source.ts';
+import type { ModelFiles, ModelFormat, TensorType } from './model/tensors.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
 import type { StepStats } from './runtime/stats.ts';
-import { TokenStreamDecoder, Tokenizer } from './tokenizer/tokenizer.ts';
+import { buildTokenizer } from './tokenizer/load.ts';
+import type { ChatMessage, TextTokenizer } from './tokenizer/types.ts';
 
 /** Candidates per step unless loadModel asks otherwise: 24 B of statistics + 5 × 8 B = 64 B read back. */
 export const DEFAULT_TOP_K = 5;
@@ -35,19 +38,37 @@ export interface LoadProgress {
 }
 
 export interface LoadModelOptions {
-  /** URL, path-like URL, or bytes of a llama2.c checkpoint. */
-  model: ByteSource;
-  /** URL or bytes of the matching llama2.c tokenizer.bin. */
-  tokenizer: ByteSource;
+  /**
+   * The model: a llama2.c checkpoint, a GGUF file, or a Hugging Face folder (config.json,
+   * *.safetensors, tokenizer.json, …), as a URL (a folder URL ends with '/'), 'hf:Owner/Name'
+   * (the hub, see `hubUrl`), bytes, a Blob/File, the Files of a folder, or a ModelFolder.
+   */
+  model: ModelSource;
+  /** The tokenizer.bin of a llama2.c checkpoint (other formats carry their tokenizer). */
+  tokenizer?: ByteSource;
+  /**
+   * Positions a session allocates (KV cache, RoPE table); default min(trained context, 4096).
+   * Never more than the model was trained for.
+   */
+  contextLength?: number;
+  /** Base of 'hf:' sources, default 'https://huggingface.co' (files at <base>/<repo>/resolve/<revision>/<file>). */
+  hubUrl?: string;
+  /** Revision of 'hf:' sources, default 'main'. */
+  revision?: string;
+  /**
+   * Largest storage binding to plan buffers for (default: the device's limit). A classifier
+   * larger than this is split into vocabulary tiles.
+   */
+  maxBindingBytes?: number;
   onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
   /** Top candidates computed per step, 1..64 (default 5: a 64-byte StepStats record). */
   topK?: number;
   /**
-   * A smaller llama2.c checkpoint with the same vocabulary, for decoder 'ead' (entropy adaptive
-   * decoding switches between it and the model).
+   * A smaller model with the same vocabulary (any format; a llama2.c one shares `tokenizer`), for
+   * decoder 'ead' (entropy adaptive decoding switches between it and the model).
    */
-  smallModel?: ByteSource;
+  smallModel?: ModelSource;
   /**
    * Cache API store for model URLs (browsers): a later load, e.g. after a reload, reads the bytes
    * from browser storage instead of the network. Keyed by URL: version the URL when the file
@@ -58,7 +79,14 @@ export interface LoadModelOptions {
 
 export interface ModelInfo {
   config: ModelConfig;
+  format: ModelFormat;
+  /** The file's dominant weight type as stored ('F32', 'BF16', 'Q4_K', …). */
+  dtype: TensorType;
+  /** Positions a generation may use (prompt + output). */
+  contextLength: number;
   parameterCount: number;
+  /** The model has a chat template: generate({ messages }) and { chat: true } apply it. */
+  hasChatTemplate: boolean;
   /** Parameters of the small model (EAD), or null when none is loaded. */
   smallParameterCount: number | null;
   /** Bytes of GPU memory held by weights, activations and the KV cache. */
@@ -69,11 +97,11 @@ export interface ModelInfo {
 export const DECODERS = ['greedy', 'sample', 'cntp', 'ead', 'srgen'] as const;
 export type DecoderName = (typeof DECODERS)[number];
 
-/** KV rows a session keeps: CNTP's default N_max trials run as that many batched rows. */
-export const DEFAULT_ROWS = 10;
+/** Positions a session allocates unless loadModel asks otherwise (and the model allows). */
+export const DEFAULT_CONTEXT = 4096;
 
-/** CNTP trials end after the first token of each of these (DESIGN §4). */
-const CNTP_STOP_PIECES = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
+/** CNTP trials end after the first token of each of these marks as the tokenizer encodes it mid-text. */
+const CNTP_STOP_MARKS = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
 
 /**
  * Options of generate(): the sampler stages of samplers.ts (temperature — default 1, 0.6 for
@@ -81,8 +109,10 @@ const CNTP_STOP_PIECES = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
  * decoder's parameters.
  */
 export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'> {
-  /** New tokens to produce at most (default: until BOS or the context is full). */
+  /** New tokens to produce at most (default: until EOS, BOS for llama2.c stories, or the context is full). */
   maxTokens?: number;
+  /** Apply the model's chat template to the prompt as one user message (with the generation prompt). */
+  chat?: boolean;
   /** 'greedy' (argmax, as llama2.c), 'sample' (the sampler pipeline), 'cntp', 'ead' or 'srgen'. */
   decoder?: DecoderName;
   /** CNTP: entropy (nats) below which one trial runs; default 0.01. */
@@ -151,7 +181,8 @@ export interface GenerationStep {
   event?: DecoderEvent;
 }
 
-export type FinishReason = 'bos' | 'max_tokens' | 'context';
+/** 'eos': an end-of-sequence id of the model; 'bos': a llama2.c story ended (its models emit BOS). */
+export type FinishReason = 'eos' | 'bos' | 'max_tokens' | 'context';
 
 export interface GenerationTiming {
   /** From generate() to the first token, including prefill. */
@@ -168,11 +199,12 @@ export interface GenerationTiming {
 }
 
 export interface GenerationResult {
+  /** The prompt text as fed (after the chat template, when one applied). */
   prompt: string;
   /** Every token fed or produced, BOS first. */
   tokens: number[];
   promptTokenCount: number;
-  /** The text of `tokens`, as llama2.c prints it (prompt included). */
+  /** The text of `tokens` (prompt included; llama2.c models: as llama2.c prints it). */
   text: string;
   /** Only the generated part. */
   completion: string;
@@ -226,13 +258,16 @@ export class Generation implements AsyncIterable<GenerationStep> {
 
 interface LoadedModel {
   weights: GpuWeights;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   session: Session;
   info: ModelInfo;
   pool: BufferPool;
   /** EAD's small model: same vocabulary, its own weights and KV cache. */
   small: { weights: GpuWeights; session: Session; parameterCount: number } | null;
 }
+
+/** Text or a conversation to generate from. */
+export type Prompt = string | { messages: readonly ChatMessage[] };
 
 export async function createEngine(options: GpuContextOptions = {}): Promise<Engine> {
   return new Engine(await acquireGpu(options));
@@ -256,7 +291,7 @@ export class Engine {
     return this.loaded?.info ?? null;
   }
 
-  get tokenizer(): Tokenizer {
+  get tokenizer(): TextTokenizer {
     return this.require().tokenizer;
   }
 
@@ -284,59 +319,60 @@ export class Engine {
     this.gpu.assertAlive();
     const t0 = performance.now();
     const topK = checkInteger('topK', o.topK ?? DEFAULT_TOP_K, 1, MAX_TOP_K);
+    if (o.contextLength !== undefined) checkInteger('contextLength', o.contextLength, 1, 1 << 24);
     const report = (phase: LoadPhase, loaded: number, total: number, fraction: number) =>
       o.onProgress?.({ phase, loaded, total, fraction: Math.min(1, fraction) });
-    // Downloads are ~0.8 of the work for a fresh load; upload and compile share the rest.
-    const bytes: Record<string, [number, number]> = {};
-    const onBytes = (key: string) => (loaded: number, total: number) => {
-      bytes[key] = [loaded, total];
-      const [l, t] = Object.values(bytes).reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
-      report('download', l, t, t ? (0.8 * l) / t : 0);
-    };
+    // Headers first (parse), then the weights stream to the GPU tensor by tensor as they are read
+    // (upload: bytes of the tensors; ~0.9 of the work), then the kernels compile.
     const cache = o.cache === false ? null : o.cache ?? 'forkwise-models';
-    const [modelBytes, tokenizerBytes, smallBytes] = await Promise.all([
-      readSource(o.model, 'model', onBytes('model'), o.signal, cache),
-      readSource(o.tokenizer, 'tokenizer', onBytes('tokenizer'), o.signal, cache),
-      o.smallModel === undefined ? null : readSource(o.smallModel, 'small model', onBytes('small'), o.signal, cache),
+    const source = { signal: o.signal, cache, hubUrl: o.hubUrl, revision: o.revision };
+    report('parse', 0, 1, 0);
+    const [opened, openedSmall, tokenizerBytes] = await Promise.all([
+      openModel(o.model, source),
+      o.smallModel === undefined ? null : openModel(o.smallModel, source),
+      o.tokenizer === undefined ? null : readSource(o.tokenizer, 'tokenizer', undefined, o.signal, cache),
     ]);
     checkAbort(o.signal);
-    report('parse', 0, 1, 0.8);
-    const spec = parseCheckpoint(modelBytes);
-    const tokenizer = Tokenizer.fromBytes(tokenizerBytes, spec.config.vocabSize);
-    const smallSpec = smallBytes && parseCheckpoint(smallBytes);
-    if (smallSpec && smallSpec.config.vocabSize !== spec.config.vocabSize) {
-      throw new ModelFormatError(`the small model's vocabulary (${smallSpec.config.vocabSize}) differs from the model's (${spec.config.vocabSize})`);
+    const model = opened.files;
+    const small = openedSmall?.files ?? null;
+    const tokenizer = this.tokenizerFor(model, tokenizerBytes);
+    if (small && small.config.vocabSize !== model.config.vocabSize) {
+      throw new ModelFormatError(`the small model's vocabulary (${small.config.vocabSize}) differs from the model's (${model.config.vocabSize})`);
     }
-    // Validated: keep the downloads for the next load (best effort, in the background).
-    void Promise.all([
-      rememberSource(o.model, modelBytes, cache),
-      rememberSource(o.tokenizer, tokenizerBytes, cache),
-      o.smallModel !== undefined && smallBytes ? rememberSource(o.smallModel, smallBytes, cache) : null,
-    ]);
+    const contextLength = Math.min(o.contextLength ?? DEFAULT_CONTEXT, model.config.trainedContext);
     const pool = new BufferPool(this.gpu);
     const uploaded: GpuWeights[] = [];
     try {
-      const weights = await uploadWeights(this.gpu, spec, (done, total) => report('upload', done, total, 0.8 + (0.1 * done) / total));
+      const upload = { contextLength, maxBindingBytes: o.maxBindingBytes, signal: o.signal };
+      const weights = await uploadWeights(this.gpu, model, {
+        ...upload, onProgress: (done, total) => report('upload', done, total, total ? (0.9 * done) / total : 0.9),
+      });
       uploaded.push(weights);
-      const smallWeights = smallSpec && (await uploadWeights(this.gpu, smallSpec));
+      const smallWeights = small && (await uploadWeights(this.gpu, small, { ...upload, contextLength: Math.min(contextLength, small.config.trainedContext) }));
       if (smallWeights) uploaded.push(smallWeights);
       checkAbort(o.signal);
       report('compile', 0, 1, 0.9);
-      const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK, rows: DEFAULT_ROWS });
-      const small = smallSpec && smallWeights && {
+      const session = await Session.create(this.gpu, this.kernels, pool, weights, { topK });
+      const smallLoaded = small && smallWeights && {
         weights: smallWeights,
-        session: await Session.create(this.gpu, this.kernels, pool, smallWeights, { topK, rows: 1 }),
-        parameterCount: smallSpec.parameterCount,
+        session: await Session.create(this.gpu, this.kernels, pool, smallWeights, { topK }),
+        parameterCount: parameterCount(small.config),
       };
       const info: ModelInfo = {
-        config: spec.config,
-        parameterCount: spec.parameterCount,
-        smallParameterCount: small ? small.parameterCount : null,
+        config: model.config,
+        format: model.format,
+        dtype: model.dtype,
+        contextLength,
+        parameterCount: parameterCount(model.config),
+        hasChatTemplate: tokenizer.chatTemplate !== null,
+        smallParameterCount: smallLoaded ? smallLoaded.parameterCount : null,
         gpuBytes: uploaded.reduce((n, w) => n + w.bytes, 0) + pool.bytes,
         loadMs: performance.now() - t0,
       };
       this.unload();
-      this.loaded = { weights, tokenizer, session, info, pool, small: small || null };
+      this.loaded = { weights, tokenizer, session, info, pool, small: smallLoaded || null };
+      // Validated: keep the URLs' files for the next load (best effort, in the background).
+      if (cache) for (const url of [...opened.urls, ...(openedSmall?.urls ?? []), ...(typeof o.tokenizer === 'string' ? [o.tokenizer] : [])]) void rememberUrl(url, cache);
       report('ready', 1, 1, 1);
       return info;
     } catch (error) {
@@ -344,6 +380,15 @@ export class Engine {
       pool.destroy();
       throw error;
     }
+  }
+
+  /** The model's own tokenizer, or for a llama2.c checkpoint the tokenizer.bin given with it. */
+  private tokenizerFor(model: ModelFiles, tokenizerBytes: ArrayBuffer | null): TextTokenizer {
+    const source = model.tokenizer ?? (tokenizerBytes && { kind: 'llama2c' as const, bytes: new Uint8Array(tokenizerBytes) });
+    if (!source) {
+      throw new InvalidArgumentError(`a ${model.format} model needs a tokenizer: pass tokenizer (its tokenizer.bin) to loadModel()`);
+    }
+    return buildTokenizer(source, { modelVocabSize: model.config.vocabSize, eosIds: model.config.eosIds });
   }
 
   private unload(): void {
@@ -356,8 +401,11 @@ export class Engine {
     this.loaded = null;
   }
 
-  /** Generates from `prompt`; validates everything before any GPU work. */
-  generate(prompt: string, options: GenerateOptions = {}): Generation {
+  /**
+   * Generates from `prompt` (text, or `{ messages }` rendered with the model's chat template);
+   * validates everything before any GPU work.
+   */
+  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
     const model = this.require();
     const plan = this.plan(model, prompt, options);
     return new Generation(this.run(model, plan));
@@ -370,8 +418,8 @@ export class Engine {
   score(tokens: readonly number[]): Promise<StepStats[]> {
     const model = this.require();
     if (tokens.length === 0) throw new InvalidArgumentError('score() needs at least one token');
-    if (tokens.length > model.info.config.seqLen) {
-      throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.info.config.seqLen}`);
+    if (tokens.length > model.session.context) {
+      throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.session.context}`);
     }
     return this.exclusive(async () => {
       model.session.reset();
@@ -379,28 +427,54 @@ export class Engine {
     });
   }
 
-  private plan(model: LoadedModel, prompt: string, o: GenerateOptions): {
-    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; signal?: AbortSignal;
+  private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
+    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; rows: number; signal?: AbortSignal;
   } {
-    if (typeof prompt !== 'string') throw new InvalidArgumentError('prompt must be a string');
+    const text = this.promptText(model, prompt, o);
     const { maxTokens, decoder } = checkGenerateOptions(o, {
       vocabSize: model.info.config.vocabSize,
       tokenizer: model.tokenizer,
       parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
+      eosIds: model.info.config.eosIds,
     });
-    if (decoder instanceof CntpDecoder && decoder.maxTrials > model.session.kv.rows) {
-      throw new InvalidArgumentError(`maxTrials must be at most ${model.session.kv.rows} (the KV rows), got ${decoder.maxTrials}`);
-    }
     if (decoder instanceof EadDecoder) {
       if (!model.small) throw new InvalidArgumentError('decoder ead needs a small model: pass smallModel to loadModel()');
       decoder.attach(new SessionRuntime(model.small.session));
     }
-    const seqLen = model.info.config.seqLen;
-    const promptTokens = model.tokenizer.encode(prompt, { bos: true });
-    if (promptTokens.length > seqLen) {
-      throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens (with BOS); the context holds ${seqLen}`);
+    const context = model.session.context;
+    // A chat rendering carries its special tokens as text; a plain prompt gets the format's (BOS).
+    const promptTokens = model.tokenizer.encode(text, { special: typeof prompt === 'string' && !o.chat });
+    if (promptTokens.length === 0) throw new InvalidArgumentError('the prompt encodes to no tokens (and the model adds no BOS): give some text');
+    if (promptTokens.length > context) {
+      throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens; the context holds ${context}`);
     }
-    return { prompt, promptTokens, maxTokens, decoder, signal: o.signal };
+    // CNTP's trials run as batched KV rows, allocated when a generation first needs them.
+    const rows = decoder instanceof CntpDecoder ? decoder.maxTrials : 1;
+    return { prompt: text, promptTokens, maxTokens, decoder, rows, signal: o.signal };
+  }
+
+  /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
+  private promptText(model: LoadedModel, prompt: Prompt, o: GenerateOptions): string {
+    if (typeof prompt === 'string') {
+      if (!o.chat) return prompt;
+      return this.renderChat(model, [{ role: 'user', content: prompt }]);
+    }
+    if (typeof prompt !== 'object' || prompt === null || !Array.isArray(prompt.messages)) {
+      throw new InvalidArgumentError('prompt must be a string or { messages: [{ role, content }, …] }');
+    }
+    for (const [i, m] of prompt.messages.entries()) {
+      if (typeof m !== 'object' || m === null || typeof m.role !== 'string' || typeof m.content !== 'string') {
+        throw new InvalidArgumentError(`messages[${i}] must be { role: string, content: string }`);
+      }
+    }
+    return this.renderChat(model, prompt.messages);
+  }
+
+  private renderChat(model: LoadedModel, messages: readonly ChatMessage[]): string {
+    if (model.tokenizer.chatTemplate === null) {
+      throw new InvalidArgumentError('this model has no chat template: pass a plain prompt without chat');
+    }
+    return model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   }
 
   private async *run(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
@@ -420,11 +494,14 @@ export class Engine {
   private async *decodeLoop(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
     const { session, tokenizer } = model;
     const { decoder } = plan;
-    const seqLen = model.info.config.seqLen;
+    const seqLen = session.context;
+    await session.ensureRows(plan.rows);
+    if (decoder instanceof SrgenDecoder) await session.keepHiddenStates();
     const runtime = new SessionRuntime(session);
     const tokens = [...plan.promptTokens];
-    const text = new TokenStreamDecoder(tokenizer);
-    const promptText = tokens.slice(1).map((t, i) => text.push(tokens[i], t)).join('');
+    const text = tokenizer.stream(tokens);
+    const promptText = tokenizer.decode(tokens);
+    const eos = new Set(model.info.config.eosIds.concat(tokenizer.eosIds));
     const steps: GenerationStep[] = [];
     const events: DecoderEvent[] = [];
     const t0 = performance.now();
@@ -447,13 +524,17 @@ export class Engine {
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
       if (emission.event) events.push(withTrialTexts(emission.event, tokenizer));
       for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
-        if (next === tokenizer.bosId) {
+        if (eos.has(next)) {
+          finish = 'eos';
+          break;
+        }
+        if (next === tokenizer.bosId && model.info.format === 'llama2c') {
           finish = 'bos';
           break;
         }
         const at = tokens.length - 1;
         tokens.push(next);
-        const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(tokens[at], next), emission.stats[i]);
+        const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(next), emission.stats[i]);
         if (emission.models) step.model = emission.models[i];
         if (emission.gauges) step.gauge = emission.gauges[i];
         if (i === 0 && emission.event) step.event = events.at(-1);
@@ -476,8 +557,9 @@ export class Engine {
       decodeMs += performance.now() - ts;
     }
     // Forwards after prefill along the kept sequence: one per token after the first (a CNTP
-    // trial's tokens each count), plus the one that produced a final BOS.
-    const decodeSteps = Math.max(0, steps.length - 1) + (finish === 'bos' && steps.length > 0 ? 1 : 0);
+    // trial's tokens each count), plus the one that produced a final BOS or EOS.
+    const ended = finish === 'bos' || finish === 'eos';
+    const decodeSteps = Math.max(0, steps.length - 1) + (ended && steps.length > 0 ? 1 : 0);
     const completion = steps.map((s) => s.text).join('') + text.flush();
     return {
       prompt: plan.prompt,
@@ -521,7 +603,7 @@ export class Engine {
 }
 
 /** CNTP events carry their trials as token ids; add each trial's text for displays. */
-function withTrialTexts(event: DecoderEvent, tokenizer: Tokenizer): DecoderEvent {
+function withTrialTexts(event: DecoderEvent, tokenizer: TextTokenizer): DecoderEvent {
   if (event.type !== 'cntp' || !Array.isArray(event.tokens)) return event;
   return { ...event, texts: (event.tokens as number[][]).map((ids) => tokenizer.decode(ids)) };
 }
@@ -529,9 +611,11 @@ function withTrialTexts(event: DecoderEvent, tokenizer: Tokenizer): DecoderEvent
 /** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
 export interface DecoderContext {
   vocabSize?: number;
-  tokenizer?: Tokenizer;
+  tokenizer?: TextTokenizer;
   /** Parameter counts of the small and large model (EAD's cost ratio). */
   parameters?: { small: number; large: number };
+  /** The model's end-of-sequence ids (besides the tokenizer's). */
+  eosIds?: readonly number[];
 }
 
 /**
@@ -548,8 +632,8 @@ export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {})
   };
   const seed = o.seed ?? 0;
   if (name === 'srgen') return { maxTokens, decoder: srgenDecoder(o, sampler, seed) };
-  const ids = (pieces: string[]) => pieces.map((p) => c.tokenizer?.tokenIdOf(p)).filter((id): id is number => id !== undefined);
-  const endIds = c.tokenizer ? [c.tokenizer.bosId, c.tokenizer.eosId] : [];
+  const ids = (marks: string[]) => marks.map((m) => c.tokenizer?.firstTokenMidText(m)).filter((id): id is number => id !== undefined);
+  const endIds = c.tokenizer ? [...new Set([c.tokenizer.bosId ?? -1, ...c.tokenizer.eosIds, ...(c.eosIds ?? [])])].filter((id) => id >= 0) : [];
   switch (name) {
     case 'greedy':
     case 'sample':
@@ -559,7 +643,7 @@ export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {})
         maxTokens,
         decoder: new CntpDecoder({
           ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
-          stopIds: ids(CNTP_STOP_PIECES), endIds,
+          stopIds: ids(CNTP_STOP_MARKS), endIds,
         }),
       };
     case 'ead':

@@ -2,7 +2,8 @@
 export {
   Engine, Generation, createEngine,
   type DecoderName, type FinishReason, type GenerateOptions, type GenerationResult, type GenerationStep,
-  type GenerationTiming, type LoadModelOptions, type LoadPhase, type LoadProgress, type ModelInfo, type TopCandidate,
+  type GenerationTiming, type LoadModelOptions, type LoadPhase, type LoadProgress, type ModelInfo, type Prompt,
+  type TopCandidate,
 } from './engine.ts';
 export {
   AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, GpuAllocationError, InvalidArgumentError,
@@ -10,10 +11,15 @@ export {
 } from './errors.ts';
 export type { DecoderEvent, Gauge } from './decode/decoder.ts';
 export type { AdapterDescription, GpuContextOptions } from './gpu/device.ts';
-export type { ModelConfig } from './model/checkpoint.ts';
+export type { Architecture, ModelConfig, RopeLayout } from './model/config.ts';
+export type { HfFolder } from './model/formats/hf.ts';
+export type { ModelSource } from './model/load.ts';
+export { blobReader, bytesReader, urlReader } from './model/readers.ts';
 export type { ByteSource } from './model/source.ts';
+export type { ByteReader, ModelFormat, TensorType } from './model/tensors.ts';
 export type { Candidate, StepStats } from './runtime/stats.ts';
 export { Tokenizer, TokenStreamDecoder } from './tokenizer/tokenizer.ts';
+export type { ChatMessage, TextTokenizer, TokenTextStream } from './tokenizer/types.ts';
 export { WorkerEngine, createWorkerEngine } from './worker/client.ts';
 export { serveEngine } from './worker/serve.ts';
 export type { MessageEndpoint } from './worker/protocol.ts';

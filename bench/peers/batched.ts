@@ -13,7 +13,8 @@
 import { acquireGpu } from '../../src/gpu/device.ts';
 import { BufferPool } from '../../src/gpu/buffers.ts';
 import { Kernels } from '../../src/gpu/kernels.ts';
-import { parseCheckpoint } from '../../src/model/checkpoint.ts';
+import { readLlama2c } from '../../src/model/formats/llama2c.ts';
+import { bytesReader } from '../../src/model/readers.ts';
 import { uploadWeights } from '../../src/model/weights.ts';
 import { Session } from '../../src/runtime/session.ts';
 import { Tokenizer } from '../../src/tokenizer/tokenizer.ts';
@@ -70,8 +71,8 @@ export function loadBatched(): Promise<{ loadMs: number; adapter: unknown }> {
     const t0 = performance.now();
     const ctx = await acquireGpu();
     const [model, tok] = await Promise.all([fetchBytes('/models/stories15M.bin'), fetchBytes('/models/tokenizer.bin')]);
-    const spec = parseCheckpoint(model);
-    const weights = await uploadWeights(ctx, spec);
+    const spec = await readLlama2c(bytesReader('stories15M.bin', model));
+    const weights = await uploadWeights(ctx, spec, { contextLength: spec.config.trainedContext });
     // topK 5: the engine's default, so readback per stats row matches the public API's.
     const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows: MAX_ROWS, topK: 5 });
     const tokenizer = Tokenizer.fromBytes(tok, spec.config.vocabSize);

@@ -115,9 +115,9 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
   if (!stopAtBos) throw new Error("forkwise's generate() always stops on BOS: stopAtBos false is not supported");
   await loadForkwise();
   const e = engine!;
-  const seqLen = e.model!.config.seqLen;
+  const seqLen = e.model!.contextLength;
   const steps = Math.min(params.steps ?? seqLen, seqLen);
-  const promptTokens = e.tokenizer.encode(prompt, { bos: true });
+  const promptTokens = e.tokenizer.encode(prompt);
   const p = promptTokens.length;
   if (p > steps) throw new Error(`prompt has ${p - 1} tokens + BOS, more than steps = ${steps}`);
   const maxTokens = Math.min(params.maxTokens ?? Infinity, steps - p + 1);

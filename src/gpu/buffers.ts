@@ -64,6 +64,14 @@ export class BufferPool {
     this.free.set(key, list);
   }
 
+  /** Destroys a buffer of the pool at once (one that will not be wanted again at this size). */
+  discard(buffer: GPUBuffer): void {
+    if (!this.owned.delete(buffer)) return;
+    const list = this.free.get(`${buffer.usage}:${buffer.size}`);
+    if (list?.includes(buffer)) list.splice(list.indexOf(buffer), 1);
+    buffer.destroy();
+  }
+
   /** Bytes held by the pool, in use or free. */
   get bytes(): number {
     let total = 0;

@@ -7,6 +7,7 @@ import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import kvCacheWgsl from '../../shaders/kv_cache.wgsl?raw';
 import lmHeadStatsWgsl from '../../shaders/lm_head_stats.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import preludeWgsl from '../../shaders/prelude.wgsl?raw';
 import ropeKvWgsl from '../../shaders/rope_kv.wgsl?raw';
 import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import softmaxWgsl from '../../shaders/softmax.wgsl?raw';
@@ -16,10 +17,7 @@ import { InvalidArgumentError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
 import { type KernelCall, type StepShape, PipelineCache, bindGroupFor, ceilDiv } from './pipelines.ts';
 
-/** Bytes of the per-step uniform every graph kernel reads (see `Step` in the shaders). */
-export const STEP_UNIFORM_BYTES = 32;
-/** Bytes of one token slot (id, pos, row, pad). */
-export const TOKEN_SLOT_BYTES = 16;
+export { STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from './step.ts';
 /** u32 words before the top-K pairs in a StepStats record (lm_head_stats.wgsl). */
 export const STATS_HEADER_WORDS = 6;
 export const MAX_TOP_K = 64;
@@ -59,7 +57,8 @@ export class Kernels {
     buffers: (GPUBuffer | null)[],
     grid: KernelCall<S>['grid'],
   ): Promise<KernelCall<S>> {
-    const pipeline = await this.pipelines.get(spec);
+    // Every kernel sees the prelude's Step and TokenSlot (one definition, shaders/prelude.wgsl).
+    const pipeline = await this.pipelines.get({ ...spec, code: preludeWgsl + spec.code });
     return { label, pipeline, bindGroup: bindGroupFor(this.ctx, pipeline, label, buffers), grid };
   }
 
@@ -68,8 +67,9 @@ export class Kernels {
       [b.step, b.tokens, b.table, b.x], (s) => [ceilDiv(dim, 64), s.nTokens, 1]);
   }
 
-  rmsnorm(label: string, dim: number, b: { step: GPUBuffer; x: GPUBuffer; weight: GPUBuffer; out: GPUBuffer }) {
-    return this.call(label, { name: 'rmsnorm', code: rmsnormWgsl, constants: { DIM: dim } },
+  rmsnorm(label: string, c: { dim: number; eps: number }, b: { step: GPUBuffer; x: GPUBuffer; weight: GPUBuffer; out: GPUBuffer }) {
+    const dim = c.dim;
+    return this.call(label, { name: 'rmsnorm', code: rmsnormWgsl, constants: { DIM: dim, EPS: c.eps } },
       [b.step, b.x, b.weight, b.out], (s) => [ceilDiv(s.nTokens, 64), 1, 1]);
   }
 
@@ -77,11 +77,16 @@ export class Kernels {
    * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
    * k must be a multiple of 4 (checkpoints are validated for it). `statsRowsOnly` multiplies only
    * the step's stats rows of x (into y rows 0..), for the LM head over a batch.
-   * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches.
+   * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches. `y` rows are
+   * `yN` wide with this matmul's columns at `yOffset` (both multiples of 4; default n and 0): a
+   * tile of a wider output.
    */
   matmul(
     label: string,
-    shape: { k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4; statsRowsOnly?: boolean },
+    shape: {
+      k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4; statsRowsOnly?: boolean;
+      yN?: number; yOffset?: number;
+    },
     b: { step: GPUBuffer; x: GPUBuffer; w: GPUBuffer; y: GPUBuffer },
   ) {
     const n4 = ceilDiv(shape.n, 4);
@@ -91,35 +96,41 @@ export class Kernels {
     const groups = ceilDiv(ceilDiv(n4, 2), MATMUL_WG);
     return this.call(label, {
       name: 'matmul', code: matmulWgsl, entryPoint: gemm ? 'gemm' : 'gemv',
-      constants: { K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG, STATS_ROWS: statsRows ? 1 : 0 },
+      constants: {
+        K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG, STATS_ROWS: statsRows ? 1 : 0,
+        Y_N4: ceilDiv(shape.yN ?? shape.n, 4), Y_OFFSET4: (shape.yOffset ?? 0) / 4,
+      },
     }, [b.step, b.x, b.w, b.y], (s) => {
       const rows = statsRows ? s.statsRows : s.nTokens;
       return [groups, gemm ? ceilDiv(rows, 4) : rows, 1];
     });
   }
 
+  /**
+   * q/k/v bias, q/k RMSNorm (qkNorm), RoPE of q and k in place in the qkv rows, and k, v appended
+   * to the cache. `bias` [qDim + 2 kvDim] (zeros when the model has none), `qkNorm` [2][headDim].
+   */
   ropeKv(
     label: string,
-    c: { dim: number; kvDim: number; headSize: number; nKvHeads: number; seqLen: number },
-    b: StepBindings & { qkv: GPUBuffer; rope: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer },
+    c: AttentionShape & { ropeHalf: boolean; qkNorm: boolean; eps: number },
+    b: StepBindings & { qkv: GPUBuffer; rope: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; bias: GPUBuffer; qkNorm: GPUBuffer },
   ) {
     return this.call(label, {
       name: 'rope_kv', code: ropeKvWgsl,
-      constants: { DIM: c.dim, KV_DIM: c.kvDim, HEAD_SIZE: c.headSize, N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen },
-    }, [b.step, b.tokens, b.qkv, b.rope, b.kCache, b.vCache], (s) => [ceilDiv(c.dim / 2, 64), s.nTokens, 1]);
+      constants: {
+        ...attentionConstants(c), ROPE_HALF: c.ropeHalf ? 1 : 0, QK_NORM: c.qkNorm ? 1 : 0, EPS: c.eps,
+      },
+    }, [b.step, b.tokens, b.qkv, b.rope, b.kCache, b.vCache, b.bias, b.qkNorm],
+    (s) => [ceilDiv(c.nHeads + c.nKvHeads, 32), s.nTokens, 1]);
   }
 
   attention(
     label: string,
-    c: { dim: number; kvDim: number; headSize: number; nHeads: number; nKvHeads: number; seqLen: number },
+    c: AttentionShape,
     b: StepBindings & { qkv: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; out: GPUBuffer },
   ) {
-    return this.call(label, {
-      name: 'attention', code: attentionWgsl,
-      constants: {
-        DIM: c.dim, KV_DIM: c.kvDim, HEAD_SIZE: c.headSize, N_HEADS: c.nHeads, N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen,
-      },
-    }, [b.step, b.tokens, b.qkv, b.kCache, b.vCache, b.out], (s) => [ceilDiv(c.nHeads, 32), s.nTokens, 1]);
+    return this.call(label, { name: 'attention', code: attentionWgsl, constants: attentionConstants(c) },
+      [b.step, b.tokens, b.qkv, b.kCache, b.vCache, b.out], (s) => [ceilDiv(c.nHeads, 32), s.nTokens, 1]);
   }
 
   swiglu(label: string, hidden: number, b: { step: GPUBuffer; hb: GPUBuffer; out: GPUBuffer }) {
@@ -132,20 +143,22 @@ export class Kernels {
   }
 
   /**
-   * The fused LM head + softmax statistics (two launches: partials, then merge) writing one
-   * StepStats record per stats row into `stats`.
+   * The fused LM head + softmax statistics writing one StepStats record per stats row into
+   * `stats`: one partials launch per classifier tile (ClassifierTile: a vocabulary range in its
+   * own buffer), then one merge over every tile's partials.
    */
   async lmHeadStats(
     label: string,
-    c: { dim: number; vocab: number; topK: number },
-    b: StepBindings & { hidden: GPUBuffer; wcls: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
+    c: { dim: number; topK: number },
+    b: StepBindings & { hidden: GPUBuffer; tiles: readonly ClassifierTile[]; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ): Promise<KernelCall[]> {
-    const constants = this.statsConstants(c.dim, c.vocab, c.topK);
-    const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
+    const tiles = b.tiles.length;
     return Promise.all([
-      this.call(`${label}.partials`, { ...spec, entryPoint: 'lm_head' },
-        [b.step, b.tokens, b.hidden, b.wcls, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1]),
-      this.statsMerge(label, constants, b),
+      ...b.tiles.map((tile, i) => this.call(`${label}.partials${tiles > 1 ? `.${i}` : ''}`, {
+        name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'lm_head',
+        constants: { ...this.statsConstants(c.dim, tile.vocab, c.topK), ID_OFFSET: tile.firstId, TILE: i, TILES: tiles },
+      }, [b.step, b.tokens, b.hidden, tile.buffer, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1])),
+      this.statsMerge(label, { TOP_K: c.topK, TILES: tiles }, b),
     ]);
   }
 
@@ -165,11 +178,11 @@ export class Kernels {
   }
 
   private statsMerge(
-    label: string, c: { TOP_K: number },
+    label: string, c: { TOP_K: number; TILES?: number },
     b: { step: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ) {
     // Only the constants the merge uses, so the fused head and logitsStats share one pipeline.
-    const constants = { TOP_K: c.TOP_K, LM_WG, LM_GROUPS };
+    const constants = { TOP_K: c.TOP_K, LM_WG, LM_GROUPS, TILES: c.TILES ?? 1 };
     return this.call(`${label}.merge`, { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'merge', constants },
       [b.step, null, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
   }
@@ -184,8 +197,8 @@ export class Kernels {
    * Copies a KV row's prefix into other rows of the same cache buffer. `params` is the `Fork`
    * uniform (src_row, length, n_dst, pad, then up to MAX_FORK_ROWS destination rows as u32).
    */
-  kvFork(label: string, c: { nKvHeads: number; seqLen: number; headSize: number }, b: { params: GPUBuffer; cache: GPUBuffer }) {
-    const head4 = c.headSize / 4;
+  kvFork(label: string, c: { nKvHeads: number; seqLen: number; headDim: number }, b: { params: GPUBuffer; cache: GPUBuffer }) {
+    const head4 = c.headDim / 4;
     return this.call<ForkShape>(label, {
       name: 'kv_cache', code: kvCacheWgsl, entryPoint: 'kv_fork',
       constants: { N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen, HEAD4: head4 },
@@ -257,6 +270,28 @@ export class Kernels {
 }
 
 export type { StepShape };
+
+/** A vocabulary range of the classifier in its own buffer, transposed: [dim][vocab/4] vec4. */
+export interface ClassifierTile {
+  buffer: GPUBuffer;
+  firstId: number;
+  vocab: number;
+}
+
+/** The attention dimensions the rope/KV and attention kernels share. */
+export interface AttentionShape {
+  qDim: number;
+  kvDim: number;
+  headDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  /** Positions per KV row (the session's context). */
+  seqLen: number;
+}
+
+const attentionConstants = (c: AttentionShape) => ({
+  Q_DIM: c.qDim, KV_DIM: c.kvDim, HEAD_DIM: c.headDim, N_HEADS: c.nHeads, N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen,
+});
 
 /** Shape of one xent launch: T, the positions (hidden rows) of the context, ≥ 1. */
 export interface XentShape {

@@ -1,5 +1,6 @@
 // What the forward graph needs to know about a model, whatever file it came from. Every format
 // reader (formats/) fills one ModelConfig; nothing above src/model sees a format.
+import { ModelFormatError } from '../errors.ts';
 
 /** Architectures of the Llama family, all run by one graph builder with the flags below. */
 export type Architecture = 'llama2c' | 'llama' | 'mistral' | 'qwen2' | 'qwen3';
@@ -137,4 +138,29 @@ export function llama3FreqFactors(
     }
   }
   return factors;
+}
+
+/**
+ * Checks what the kernels require of a config (throws ModelFormatError naming `what`, e.g. the
+ * file): positive sizes, widths that are multiples of 4, at most 256 features per head, query
+ * heads a multiple of the KV heads.
+ */
+export function validateConfig(c: ModelConfig, what: string): ModelConfig {
+  const bad = (why: string) => new ModelFormatError(`${what}: ${why}`);
+  for (const key of ['dim', 'hiddenDim', 'nLayers', 'nHeads', 'nKvHeads', 'headDim', 'vocabSize', 'trainedContext'] as const) {
+    const v = c[key];
+    if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) throw bad(`${key} = ${v} is out of range`);
+  }
+  if (c.nHeads % c.nKvHeads !== 0) throw bad(`${c.nHeads} attention heads are not a multiple of ${c.nKvHeads} KV heads`);
+  if (c.headDim % 4 !== 0 || c.headDim > 256) throw bad(`head dim ${c.headDim} must be a multiple of 4 and at most 256`);
+  if (c.dim % 4 !== 0 || c.hiddenDim % 4 !== 0) throw bad(`hidden size ${c.dim} and FFN size ${c.hiddenDim} must be multiples of 4`);
+  if (!(c.normEps > 0 && c.normEps < 1)) throw bad(`RMSNorm epsilon ${c.normEps} is out of range`);
+  if (!(c.ropeTheta > 0)) throw bad(`RoPE theta ${c.ropeTheta} is out of range`);
+  if (c.ropeFreqFactors && (c.ropeFreqFactors.length !== c.headDim / 2 || c.ropeFreqFactors.some((f) => !(f > 0)))) {
+    throw bad(`RoPE frequency factors must be ${c.headDim / 2} positive numbers`);
+  }
+  for (const id of [c.bosId, ...c.eosIds]) {
+    if (id !== null && !(Number.isInteger(id) && id >= 0 && id < c.vocabSize)) throw bad(`special token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+  }
+  return c;
 }

@@ -69,14 +69,14 @@ function copyOut(view: Uint8Array): ArrayBuffer {
 }
 
 /**
- * Keeps a URL's bytes in the Cache API so the next load reads them from browser storage. Called
- * only after the bytes were validated, so a broken download is never kept. Best effort.
+ * Stores a URL's file in the Cache API (the browser downloads it into storage, not into JS
+ * memory) unless it is there already, so the next load reads it from browser storage. Called
+ * after a load succeeded; best effort.
  */
-export async function rememberSource(source: ByteSource, bytes: ArrayBuffer, cacheName: string | null): Promise<void> {
-  if (typeof source !== 'string' && !(source instanceof URL)) return;
+export async function rememberUrl(url: string, cacheName: string | null): Promise<void> {
   const cache = await openCache(cacheName);
   try {
-    await cache?.put(String(source), new Response(bytes, { headers: { 'content-length': String(bytes.byteLength) } }));
+    if (cache && !(await cache.match(url))) await cache.add(url);
   } catch {
     // quota exceeded or storage unavailable: the next load fetches again
   }

@@ -1,11 +1,14 @@
 // forkwise under Node: WebGPU from the `webgpu` package (Dawn), model files from disk.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Engine, createEngine } from '../engine.ts';
 import { ModelFetchError, WebGPUUnavailableError } from '../errors.ts';
+import type { HfFolder } from '../model/formats/hf.ts';
+import type { ModelSource } from '../model/load.ts';
 import type { ByteSource } from '../model/source.ts';
+import { pathReader } from './path-reader.ts';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -43,4 +46,31 @@ export async function readLocal(source: ByteSource): Promise<ByteSource> {
     throw new ModelFetchError(`could not read ${path}: ${(cause as Error).message}`, undefined, cause);
   }
   return bytes;
+}
+
+/**
+ * A model path for loadModel(): a directory is a Hugging Face folder, a file is read by ranges
+ * (GGUF, llama2.c); URLs and 'hf:' ids pass through.
+ */
+export async function modelFromPath(source: string): Promise<ModelSource> {
+  if (/^(https?|blob|data|hf):/.test(source)) return source;
+  const path = source.startsWith('file:') ? fileURLToPath(source) : source;
+  let directory: boolean;
+  try {
+    directory = (await stat(path)).isDirectory();
+  } catch (cause) {
+    throw new ModelFetchError(`could not read ${path}: ${(cause as Error).message}`, undefined, cause);
+  }
+  if (!directory) return pathReader(path);
+  const folder: HfFolder = {
+    async get(name) {
+      try {
+        return await pathReader(join(path, name), name);
+      } catch (error) {
+        if (error instanceof ModelFetchError) return null;
+        throw error;
+      }
+    },
+  };
+  return folder;
 }

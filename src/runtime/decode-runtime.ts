@@ -73,7 +73,7 @@ export class SessionRuntime implements DecodeRuntime {
   constructor(private readonly session: Session) {}
 
   get vocabSize() { return this.session.config.vocabSize; }
-  get seqLen() { return this.session.config.seqLen; }
+  get seqLen() { return this.session.context; }
   get rows() { return this.session.kv.rows; }
   length(row: number) { return this.session.kv.lengths[row]; }
 
@@ -90,7 +90,7 @@ export class SessionRuntime implements DecodeRuntime {
 
   async fullStats(row: number, temperature: number): Promise<StepStats> {
     const hiddenRow = this.lastHiddenRow.get(row);
-    if (hiddenRow === undefined) throw new RangeError(`row ${row} was not part of the last step`);
+    if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
     return statsOfLogits(await this.session.logits(hiddenRow), temperature);
   }
 
@@ -99,7 +99,7 @@ export class SessionRuntime implements DecodeRuntime {
     const n = session.kv.lengths[0];
     const dim = session.config.dim;
     const hiddenRow = this.lastHiddenRow.get(0);
-    if (hiddenRow === undefined) throw new RangeError('row 0 was not part of the last step');
+    if (hiddenRow === undefined) throw new InvalidArgumentError('row 0 was not part of the last step');
     if (o.tokens.length !== n) throw new InvalidArgumentError(`reflect: ${o.tokens.length} tokens for the ${n} positions of row 0`);
     if (!Number.isInteger(o.steps) || o.steps < 0) throw new InvalidArgumentError(`reflect: steps must be a non-negative integer, got ${o.steps}`);
     const targets = o.tokens.slice(1);

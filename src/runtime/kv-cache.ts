@@ -1,47 +1,78 @@
-// The KV cache: per layer, one key and one value buffer laid out [row][kvHead][seqLen][headSize],
-// preallocated for the whole context. A row's length is the number of positions it holds;
-// positions at or beyond the context are an error, never a silent wrap.
+// The KV cache: per layer, one key and one value buffer laid out [row][kvHead][context][headDim].
+// Rows are the outermost axis, so growing the cache by rows (CNTP's trials, batched sequences) is
+// one copy of the old buffer into the start of a larger one; a session starts with one row and
+// grows only when a decoder asks. A row's length is the number of positions it holds; positions at
+// or beyond the context are an error, never a silent wrap.
 import { ContextOverflowError, InvalidArgumentError } from '../errors.ts';
 import { type BufferPool, UNIFORM } from '../gpu/buffers.ts';
 import { FORK_UNIFORM_BYTES, type ForkShape, type Kernels, MAX_FORK_ROWS } from '../gpu/kernels.ts';
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
-import { type ModelConfig, headSize } from '../model/checkpoint.ts';
+
+export interface KvShape {
+  nLayers: number;
+  nKvHeads: number;
+  headDim: number;
+  /** Positions per row. */
+  context: number;
+}
 
 export class KvCache {
   readonly keys: GPUBuffer[] = [];
   readonly values: GPUBuffer[] = [];
   /** Filled positions per row. */
   readonly lengths: number[];
-  private forkParams!: GPUBuffer;
+  private forkParams: GPUBuffer | null = null;
   /** One kv_fork launch per key and value buffer. */
   private forkCalls: KernelCall<ForkShape>[] = [];
   private readonly forkUniform = new Uint32Array(FORK_UNIFORM_BYTES / 4);
 
-  private constructor(private readonly config: ModelConfig, readonly rows: number) {
-    this.lengths = new Array(rows).fill(0);
+  private constructor(readonly shape: KvShape, readonly rows: number, lengths: number[]) {
+    this.lengths = [...lengths, ...new Array(rows - lengths.length).fill(0)];
   }
 
-  static async create(pool: BufferPool, kernels: Kernels, config: ModelConfig, rows: number): Promise<KvCache> {
-    const cache = new KvCache(config, rows);
-    const bytes = rows * config.nKvHeads * config.seqLen * headSize(config) * 4;
-    for (let l = 0; l < config.nLayers; l++) {
-      cache.keys.push(await pool.acquire(`l${l}.k_cache`, bytes));
-      cache.values.push(await pool.acquire(`l${l}.v_cache`, bytes));
-    }
-    if (rows > 1) {
-      cache.forkParams = await pool.acquire('kv_fork_params', FORK_UNIFORM_BYTES, UNIFORM);
-      const shape = { nKvHeads: config.nKvHeads, seqLen: config.seqLen, headSize: headSize(config) };
-      cache.forkCalls = await Promise.all([...cache.keys, ...cache.values].map((buffer, i) =>
-        kernels.kvFork(`kv_fork.${i}`, shape, { params: cache.forkParams, cache: buffer })));
+  /** Bytes of one row in one layer's key (or value) buffer. */
+  static rowBytes(s: KvShape): number {
+    return s.nKvHeads * s.context * s.headDim * 4;
+  }
+
+  static async create(pool: BufferPool, kernels: Kernels, shape: KvShape, rows: number, lengths: number[] = []): Promise<KvCache> {
+    const cache = new KvCache(shape, rows, lengths);
+    const bytes = rows * KvCache.rowBytes(shape);
+    try {
+      for (let l = 0; l < shape.nLayers; l++) {
+        cache.keys.push(await pool.acquire(`l${l}.k_cache`, bytes));
+        cache.values.push(await pool.acquire(`l${l}.v_cache`, bytes));
+      }
+      if (rows > 1) {
+        cache.forkParams = await pool.acquire('kv_fork_params', FORK_UNIFORM_BYTES, UNIFORM);
+        const fork = { nKvHeads: shape.nKvHeads, seqLen: shape.context, headDim: shape.headDim };
+        cache.forkCalls = await Promise.all([...cache.keys, ...cache.values].map((buffer, i) =>
+          kernels.kvFork(`kv_fork.${i}`, fork, { params: cache.forkParams!, cache: buffer })));
+      }
+    } catch (error) {
+      cache.discard(pool);
+      throw error;
     }
     return cache;
   }
 
+  /**
+   * A cache of `rows` rows holding this one's rows first (a GPU copy recorded into `encoder`);
+   * the caller discards this one once the encoder is submitted.
+   */
+  async grow(pool: BufferPool, kernels: Kernels, encoder: GPUCommandEncoder, rows: number): Promise<KvCache> {
+    const grown = await KvCache.create(pool, kernels, this.shape, rows, this.lengths);
+    const bytes = this.rows * KvCache.rowBytes(this.shape);
+    this.keys.forEach((b, l) => encoder.copyBufferToBuffer(b, 0, grown.keys[l], 0, bytes));
+    this.values.forEach((b, l) => encoder.copyBufferToBuffer(b, 0, grown.values[l], 0, bytes));
+    return grown;
+  }
+
   /** Throws unless `count` more positions fit in `row`. */
   checkRoom(row: number, count: number): void {
-    if (this.lengths[row] + count > this.config.seqLen) {
+    if (this.lengths[row] + count > this.shape.context) {
       throw new ContextOverflowError(
-        `row ${row} holds ${this.lengths[row]} positions; ${count} more exceed the context of ${this.config.seqLen}`,
+        `row ${row} holds ${this.lengths[row]} positions; ${count} more exceed the context of ${this.shape.context}`,
       );
     }
   }
@@ -58,7 +89,7 @@ export class KvCache {
     if (targets.length > MAX_FORK_ROWS) throw new InvalidArgumentError(`fork to at most ${MAX_FORK_ROWS} rows at once`);
     const positions = this.lengths[src];
     for (const d of targets) this.lengths[d] = positions;
-    if (targets.length === 0 || positions === 0) return;
+    if (targets.length === 0 || positions === 0 || !this.forkParams) return;
     this.forkUniform.fill(0);
     this.forkUniform.set([src, positions, targets.length, 0, ...targets]);
     queue.writeBuffer(this.forkParams, 0, this.forkUniform);
@@ -68,18 +99,29 @@ export class KvCache {
   }
 
   private checkRow(row: number): void {
-    if (!Number.isInteger(row) || row < 0 || row >= this.rows) throw new RangeError(`KV row ${row} does not exist (rows: ${this.rows})`);
+    if (!Number.isInteger(row) || row < 0 || row >= this.rows) {
+      throw new InvalidArgumentError(`KV row ${row} does not exist (rows: ${this.rows})`);
+    }
   }
 
   /** Forgets positions ≥ `length` of a row (the data stays; attention never reads past pos). */
   rollback(row: number, length: number): void {
     this.checkRow(row);
-    if (length < 0 || length > this.lengths[row]) throw new RangeError(`cannot roll row ${row} back to ${length}`);
+    if (!Number.isInteger(length) || length < 0 || length > this.lengths[row]) {
+      throw new InvalidArgumentError(`cannot roll row ${row} back to ${length} (it holds ${this.lengths[row]})`);
+    }
     this.lengths[row] = length;
   }
 
+  /** Returns the buffers to the pool (for a session of the same shape). */
   release(pool: BufferPool): void {
     [...this.keys, ...this.values].forEach((b) => pool.release(b));
     if (this.forkParams) pool.release(this.forkParams);
+  }
+
+  /** Frees the buffers (a cache replaced by a larger one). */
+  discard(pool: BufferPool): void {
+    [...this.keys, ...this.values].forEach((b) => pool.discard(b));
+    if (this.forkParams) pool.discard(this.forkParams);
   }
 }

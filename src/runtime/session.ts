@@ -4,13 +4,14 @@
 import { BufferPool, STORAGE, UNIFORM } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import {
-  Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, XENT_PARAMS_BYTES,
+  Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, XENT_PARAMS_BYTES,
   type XentShape, xentParams, xentPartialsBytes, xentStatsBytes,
 } from '../gpu/kernels.ts';
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
 import { ReadbackRing } from '../gpu/readback.ts';
+import { STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, encodeStep } from '../gpu/step.ts';
 import { InvalidArgumentError } from '../errors.ts';
-import { kvDim } from '../model/checkpoint.ts';
+import { kvDim, qDim } from '../model/config.ts';
 import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
 import type { GpuWeights } from '../model/weights.ts';
 import { KvCache } from './kv-cache.ts';
@@ -38,7 +39,7 @@ export interface SamplingParams {
 }
 
 export interface SessionOptions {
-  /** KV rows (independent sequences). */
+  /** KV rows (independent sequences) to start with; ensureRows() adds more. Default 1. */
   rows?: number;
   /** Top candidates returned per stats row, 1..64. */
   topK?: number;
@@ -77,16 +78,19 @@ export class Session {
   readonly topK: number;
   readonly maxStepTokens: number;
   readonly maxStatsRows: number;
-  readonly kv: KvCache;
+  private kvCache: KvCache;
   private readonly stepUniform = new ArrayBuffer(STEP_UNIFORM_BYTES);
   private tokenSlots: Uint32Array;
   private readonly readback: ReadbackRing;
   /** Heads with MAX_TOP_K candidates, compiled on first use. */
   private wideHeads: ReturnType<typeof buildHeads> | null = null;
   /**
-   * Leading positions of row 0 whose final-normed hidden state is in `buffers.hiddenHistory`
-   * (every step copies its row-0 rows there by position; a commit of another row invalidates it).
+   * Row 0's final-normed hidden state by position [context][dim], for decoders that ask for it
+   * (SRGen's reflection): null until keepHiddenStates(); then every step copies its row-0 rows
+   * there by position.
    */
+  private hiddenHistory: GPUBuffer | null = null;
+  /** Leading positions of row 0 whose hidden state is in hiddenHistory (a commit of another row invalidates it). */
   private hiddenKept = 0;
   private xentState: Promise<XentState> | null = null;
 
@@ -96,11 +100,11 @@ export class Session {
     private readonly pool: BufferPool,
     readonly weights: GpuWeights,
     private readonly buffers: ForwardBuffers,
-    private readonly graph: ForwardGraph,
+    private graph: ForwardGraph,
     kv: KvCache,
     o: Required<SessionOptions>,
   ) {
-    this.kv = kv;
+    this.kvCache = kv;
     this.topK = o.topK;
     this.maxStepTokens = o.maxStepTokens;
     this.maxStatsRows = o.maxStatsRows;
@@ -113,7 +117,7 @@ export class Session {
     const o: Required<SessionOptions> = {
       rows: options.rows ?? 1,
       topK: options.topK ?? 8,
-      maxStepTokens: options.maxStepTokens ?? c.seqLen,
+      maxStepTokens: options.maxStepTokens ?? weights.contextLength,
       maxStatsRows: options.maxStatsRows ?? 16,
     };
     if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > MAX_TOP_K) {
@@ -125,19 +129,18 @@ export class Session {
       acquired.push(b);
       return b;
     };
-    const kv = await KvCache.create(pool, kernels, c, o.rows);
+    const kv = await KvCache.create(pool, kernels, kvShape(weights), o.rows);
     try {
       const buffers: ForwardBuffers = {
         step: await get('step', STEP_UNIFORM_BYTES / 4, 1, UNIFORM),
         tokens: await get('tokens', TOKEN_SLOT_BYTES / 4),
         x: await get('x', c.dim),
         xb: await get('xb', c.dim),
-        qkv: await get('qkv', c.dim + 2 * kvDim(c)),
-        att: await get('att', c.dim),
+        qkv: await get('qkv', qDim(c) + 2 * kvDim(c)),
+        att: await get('att', qDim(c)),
         hb: await get('hb', 2 * c.hiddenDim),
         hb2: await get('hb2', c.hiddenDim),
         hidden: await get('hidden', c.dim),
-        hiddenHistory: await get('hidden_history', c.dim, c.seqLen),
         kCache: kv.keys,
         vCache: kv.values,
         partials: await get('lm_partials', (LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4, o.maxStatsRows),
@@ -157,6 +160,47 @@ export class Session {
 
   get config() {
     return this.weights.config;
+  }
+
+  get kv(): KvCache {
+    return this.kvCache;
+  }
+
+  /** Positions per KV row. */
+  get context(): number {
+    return this.weights.contextLength;
+  }
+
+  /**
+   * Grows the KV cache to at least `rows` rows (existing rows keep their contents) and rebinds
+   * the graph to it: a decoder that runs several sequences (CNTP's trials) asks before it starts.
+   */
+  async ensureRows(rows: number): Promise<void> {
+    this.ctx.assertAlive();
+    if (rows <= this.kv.rows) return;
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'kv grow' });
+    const grown = await this.kv.grow(this.pool, this.kernels, encoder, rows);
+    try {
+      const buffers = { ...this.buffers, kCache: grown.keys, vCache: grown.values };
+      this.graph = await buildForward(this.kernels, this.weights, buffers, this.topK);
+    } catch (error) {
+      grown.discard(this.pool);
+      throw error;
+    }
+    this.ctx.device.queue.submit([encoder.finish()]);
+    this.buffers.kCache = grown.keys;
+    this.buffers.vCache = grown.values;
+    this.wideHeads = null;
+    this.kv.discard(this.pool);
+    this.kvCache = grown;
+  }
+
+  /**
+   * Keeps row 0's final hidden state of every position from the next step on (SRGen's reflection
+   * optimises over them): allocates the [context][dim] history on first call.
+   */
+  async keepHiddenStates(): Promise<void> {
+    this.hiddenHistory ??= await this.pool.acquire('hidden_history', this.context * this.config.dim * 4);
   }
 
   /**
@@ -223,14 +267,10 @@ export class Session {
     body: KernelCall[], nTokens: number, statsStart: number, statsRows: number, sampling: SamplingParams,
     keep: readonly TokenInput[] = [],
   ): Promise<StepStats[]> {
-    const u = new DataView(this.stepUniform);
-    u.setUint32(0, nTokens, true);
-    u.setUint32(4, statsStart, true);
-    u.setUint32(8, statsRows, true);
-    u.setUint32(12, sampling.seed >>> 0, true);
-    u.setUint32(16, (sampling.counter ?? 0) >>> 0, true);
-    u.setFloat32(20, 1 / (sampling.statsTemperature ?? 1), true);
-    u.setFloat32(24, sampling.temperature > 0 ? 1 / sampling.temperature : 0, true);
+    encodeStep(this.stepUniform, {
+      nTokens, statsRowStart: statsStart, statsRows, seed: sampling.seed, counter: sampling.counter ?? 0,
+      statsTemperature: sampling.statsTemperature ?? 1, sampleTemperature: sampling.temperature,
+    });
     this.ctx.device.queue.writeBuffer(this.buffers.step, 0, this.stepUniform);
 
     const wide = (sampling.candidates ?? 0) > this.topK;
@@ -254,13 +294,15 @@ export class Session {
    * (GPU copies in the step's encoder, one per run of consecutive positions; nothing is read back).
    */
   private keepHidden(encoder: GPUCommandEncoder, tokens: readonly TokenInput[]): void {
+    const history = this.hiddenHistory;
+    if (!history) return;
     const rowBytes = this.config.dim * 4;
     for (let i = 0; i < tokens.length; i++) {
       if (tokens[i].row !== 0) continue;
       let j = i;
       while (j + 1 < tokens.length && tokens[j + 1].row === 0 && tokens[j + 1].pos === tokens[j].pos + 1) j++;
       const first = tokens[i].pos;
-      encoder.copyBufferToBuffer(this.buffers.hidden, i * rowBytes, this.buffers.hiddenHistory, first * rowBytes, (j - i + 1) * rowBytes);
+      encoder.copyBufferToBuffer(this.buffers.hidden, i * rowBytes, history, first * rowBytes, (j - i + 1) * rowBytes);
       // Positions before `first` are kept only if nothing is missing in between.
       if (first <= this.hiddenKept) this.hiddenKept = tokens[j].pos + 1;
       i = j;
@@ -273,19 +315,25 @@ export class Session {
   }
 
   private async xentKernels(): Promise<XentState> {
+    if (!this.hiddenHistory) throw new InvalidArgumentError('xent needs the hidden states: call keepHiddenStates() before the prompt');
+    if (this.weights.classifier.length > 1) {
+      throw new InvalidArgumentError('SRGen reflection needs the classifier in one storage binding (it is split into tiles on this device)');
+    }
+    const hidden = this.hiddenHistory;
     this.xentState ??= (async () => {
       const c = this.config;
+      const context = this.context;
       const get = (label: string, bytes: number, usage = STORAGE) => this.pool.acquire(label, bytes, usage);
       const b = {
         params: await get('xent_params', XENT_PARAMS_BYTES, UNIFORM),
         delta: await get('xent_delta', c.dim * 4),
-        targets: await get('xent_targets', c.seqLen * 4),
-        partials: await get('xent_partials', xentPartialsBytes(c.dim, c.seqLen)),
-        stats: await get('xent_stats', xentStatsBytes(c.seqLen)),
+        targets: await get('xent_targets', context * 4),
+        partials: await get('xent_partials', xentPartialsBytes(c.dim, context)),
+        stats: await get('xent_stats', xentStatsBytes(context)),
         grad: await get('xent_grad', c.dim * 4),
       };
       const shape = { dim: c.dim, vocab: c.vocabSize };
-      const io = { ...b, hidden: this.buffers.hiddenHistory, wcls: this.weights.classifier };
+      const io = { ...b, hidden, wcls: this.weights.classifier[0].buffer };
       const [forward, backward] = await Promise.all([
         this.kernels.xentForward('xent', shape, io),
         this.kernels.xentBackward('xent', shape, io),
@@ -340,7 +388,7 @@ export class Session {
     }
     const rowBytes = this.config.dim * 4;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'kept hidden' });
-    const pending = await this.readback.enqueue(encoder, this.buffers.hiddenHistory, pos * rowBytes, rowBytes);
+    const pending = await this.readback.enqueue(encoder, this.hiddenHistory!, pos * rowBytes, rowBytes);
     this.ctx.device.queue.submit([encoder.finish()]);
     return new Float32Array(await pending.read());
   }
@@ -380,7 +428,7 @@ export class Session {
     this.ctx.device.queue.writeBuffer(this.buffers.step, 0, this.stepUniform);
     const encoder = this.ctx.device.createCommandEncoder({ label: 'logits' });
     const pass = encoder.beginComputePass({ label: 'logits' });
-    encodeCalls(pass, [this.graph.logits], { nTokens: hiddenRow + 1, statsRows: 1 });
+    encodeCalls(pass, this.graph.logits, { nTokens: hiddenRow + 1, statsRows: 1 });
     pass.end();
     const bytes = this.config.vocabSize * 4;
     const pending = await this.readback.enqueue(encoder, this.buffers.logits, 0, bytes);
@@ -415,11 +463,17 @@ export class Session {
 
   dispose(): void {
     const b = this.buffers;
-    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.hiddenHistory, b.partials, b.partialTopK, b.stats, b.logits]
+    [b.step, b.tokens, b.x, b.xb, b.qkv, b.att, b.hb, b.hb2, b.hidden, b.partials, b.partialTopK, b.stats, b.logits]
       .forEach((x) => this.pool.release(x));
+    if (this.hiddenHistory) this.pool.release(this.hiddenHistory);
+    this.hiddenHistory = null;
     this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
     this.xentState = null;
     this.kv.release(this.pool);
     this.readback.destroy();
   }
+}
+
+function kvShape(w: GpuWeights) {
+  return { nLayers: w.config.nLayers, nKvHeads: w.config.nKvHeads, headDim: w.config.headDim, context: w.contextLength };
 }

@@ -6,11 +6,10 @@
 //   const worker = new Worker(new URL('./engine-worker.ts', import.meta.url), { type: 'module' });
 //   const engine = await createWorkerEngine(worker);
 import {
-  type GenerateOptions, Generation, type GenerationResult, type GenerationStep, type LoadModelOptions, type ModelInfo,
+  type GenerateOptions, Generation, type GenerationResult, type GenerationStep, type LoadModelOptions, type ModelInfo, type Prompt,
 } from '../engine.ts';
 import { AbortedError } from '../errors.ts';
 import type { AdapterDescription } from '../gpu/device.ts';
-import type { ByteSource } from '../model/source.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import {
   type MessageEndpoint, type Reply, type Request, type WorkerGpuOptions, type WorkerLoadOptions, reviveError,
@@ -65,7 +64,7 @@ export class WorkerEngine {
   async loadModel(options: LoadModelOptions): Promise<ModelInfo> {
     const { onProgress, signal, ...rest } = options;
     const sendable: WorkerLoadOptions = {
-      ...rest, model: absolute(rest.model), tokenizer: absolute(rest.tokenizer),
+      ...rest, model: absolute(rest.model), ...(rest.tokenizer === undefined ? {} : { tokenizer: absolute(rest.tokenizer) }),
       ...(rest.smallModel === undefined ? {} : { smallModel: absolute(rest.smallModel) }),
     };
     this.info = (await this.call({ kind: 'load', options: sendable }, signal, (reply) => {
@@ -75,7 +74,7 @@ export class WorkerEngine {
   }
 
   /** As Engine.generate: iterate the steps as they arrive; Stop (the signal) ends it at once. */
-  generate(prompt: string, options: GenerateOptions = {}): Generation {
+  generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
     const { signal, ...rest } = options;
     return new Generation(this.stream({ kind: 'generate', prompt, options: rest }, signal));
   }
@@ -159,8 +158,9 @@ export class WorkerEngine {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A string or URL source made absolute against the page (the worker's base URL differs). */
-function absolute(source: ByteSource): ByteSource {
+function absolute<S>(source: S): S | string {
   if (typeof source !== 'string' && !(source instanceof URL)) return source;
+  if (String(source).startsWith('hf:')) return String(source);
   const base = typeof location === 'undefined' ? undefined : location.href;
   try {
     return base ? new URL(String(source), base).href : String(source);

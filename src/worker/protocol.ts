@@ -1,7 +1,7 @@
 // The messages between a page and an engine in a Web Worker (serve.ts ↔ client.ts). Every
 // request carries an id; replies name it. Errors cross as { name, code, message } and come back
 // as the same typed ForkwiseError subclasses the in-page engine throws.
-import type { GenerateOptions, GenerationResult, GenerationStep, LoadModelOptions, LoadProgress, ModelInfo } from '../engine.ts';
+import type { GenerateOptions, GenerationResult, GenerationStep, LoadModelOptions, LoadProgress, ModelInfo, Prompt } from '../engine.ts';
 import {
   AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, type ForkwiseErrorCode, GpuAllocationError,
   InvalidArgumentError, ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError,
@@ -24,7 +24,7 @@ export type WorkerGpuOptions = Omit<GpuContextOptions, 'gpu'>;
 export type Request =
   | { kind: 'init'; id: number; options: WorkerGpuOptions }
   | { kind: 'load'; id: number; options: WorkerLoadOptions }
-  | { kind: 'generate'; id: number; prompt: string; options: WorkerGenerateOptions }
+  | { kind: 'generate'; id: number; prompt: Prompt; options: WorkerGenerateOptions }
   | { kind: 'score'; id: number; tokens: number[] }
   /** Aborts the load or generation with `id`, as its AbortSignal would in the page (no reply of its own). */
   | { kind: 'abort'; id: number }

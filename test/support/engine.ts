@@ -57,13 +57,13 @@ export async function modelSession(rows: number, topK = 8) {
   const { acquireGpu } = await import('../../src/gpu/device.ts');
   const { BufferPool } = await import('../../src/gpu/buffers.ts');
   const { Kernels } = await import('../../src/gpu/kernels.ts');
-  const { parseCheckpoint } = await import('../../src/model/checkpoint.ts');
+  const { readLlama2c } = await import('../../src/model/formats/llama2c.ts');
+  const { bytesReader } = await import('../../src/model/readers.ts');
   const { uploadWeights } = await import('../../src/model/weights.ts');
   const { Session } = await import('../../src/runtime/session.ts');
   const ctx = await acquireGpu({ gpu: create([]) });
-  const bytes = readFileSync(bundledModel.model);
-  const spec = parseCheckpoint(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  const weights = await uploadWeights(ctx, spec);
+  const model = await readLlama2c(bytesReader('stories15M.bin', readFileSync(bundledModel.model)));
+  const weights = await uploadWeights(ctx, model, { contextLength: model.config.trainedContext });
   const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows, topK });
   return { ctx, session, destroy: () => { session.dispose(); weights.destroy(); ctx.device.destroy(); } };
 }

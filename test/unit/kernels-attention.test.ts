@@ -7,6 +7,7 @@
 // up as NaN; a stray cache write shows as a changed NaN.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
+import type { ModelConfig } from '../../src/model/config.ts';
 import { ropeTable } from '../../src/model/weights.ts';
 import { GpuTest, U, assertClose, mulberry32, randn, type TokenSlot } from '../support/gpu.ts';
 
@@ -23,6 +24,15 @@ interface Config {
   nKvHeads: number;
   seqLen: number;
   rows: number;
+}
+
+/** The ModelConfig of a llama2.c checkpoint of this shape (what ropeTable reads of it). */
+function llama2cConfig(c: Config): ModelConfig {
+  return {
+    architecture: 'llama2c', dim: c.dim, hiddenDim: 4 * c.dim, nLayers: 1, nHeads: c.nHeads, nKvHeads: c.nKvHeads,
+    headDim: c.dim / c.nHeads, vocabSize: 32, normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'interleaved',
+    ropeFreqFactors: null, qkvBias: false, qkNorm: false, tiedEmbeddings: true, bosId: 1, eosIds: [], trainedContext: c.seqLen,
+  };
 }
 
 /** The float64 model of one KV cache: values and, per element, a bound on the GPU's error. */
@@ -70,7 +80,7 @@ async function runCase(c: Config, seed: number) {
   const kvDim = (c.dim * c.nKvHeads) / c.nHeads;
   const kvMul = c.nHeads / c.nKvHeads;
   const stride = c.dim + 2 * kvDim; // one token's q|k|v row
-  const dims = { dim: c.dim, kvDim, headSize: hs, nHeads: c.nHeads, nKvHeads: c.nKvHeads, seqLen: c.seqLen };
+  const dims = { qDim: c.dim, kvDim, headDim: hs, nHeads: c.nHeads, nKvHeads: c.nKvHeads, seqLen: c.seqLen };
   const rng = mulberry32(seed);
   const cacheFloats = c.rows * c.nKvHeads * c.seqLen * hs;
   const maxT = 8;
@@ -78,12 +88,14 @@ async function runCase(c: Config, seed: number) {
   const step = await gpu.step({ nTokens: 1 });
   const tokens = await gpu.tokens(new Array(maxT).fill({ id: 0, pos: 0, row: 0 }));
   const qkv = await gpu.alloc(maxT * stride);
-  const rope = await gpu.upload(ropeTable(c.seqLen, hs));
+  const rope = await gpu.upload(ropeTable(llama2cConfig(c), c.seqLen));
+  const bias = await gpu.upload(new Float32Array(stride));
+  const qkNorm = await gpu.upload(new Float32Array(2 * hs).fill(1));
   const kCache = await gpu.alloc(cacheFloats);
   const vCache = await gpu.alloc(cacheFloats);
   const out = await gpu.alloc((maxT + 1) * c.dim);
   const calls = [
-    await gpu.kernels.ropeKv('rope_kv', dims, { step, tokens, qkv, rope, kCache, vCache }),
+    await gpu.kernels.ropeKv('rope_kv', { ...dims, ropeHalf: false, qkNorm: false, eps: 1e-6 }, { step, tokens, qkv, rope, kCache, vCache, bias, qkNorm }),
     await gpu.kernels.attention('attention', dims, { step, tokens, qkv, kCache, vCache, out }),
   ];
   const ref = new RefCache(c, hs);

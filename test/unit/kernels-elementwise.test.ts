@@ -58,7 +58,7 @@ describe('rmsnorm', () => {
         const weight = randu(rng, dim, 0.5, 1.5);
         const step = await gpu.step({ nTokens: T });
         const out = await gpu.alloc((T + 1) * dim);
-        const call = await gpu.kernels.rmsnorm('rms', dim, {
+        const call = await gpu.kernels.rmsnorm('rms', { dim, eps: 1e-5 }, {
           step, x: await gpu.upload(x), weight: await gpu.upload(weight), out,
         });
         const [bytes] = await gpu.run([call], { nTokens: T, statsRows: 0 }, [out]);

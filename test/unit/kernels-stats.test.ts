@@ -13,10 +13,10 @@
 //    (dim + 2)·U·Σ_k|h_k·w_k| (see kernels-matmul.test.ts); selections are checked up to that.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, statsRecordWords } from '../../src/gpu/kernels.ts';
+import { type ClassifierTile, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, statsRecordWords } from '../../src/gpu/kernels.ts';
 import type { KernelCall } from '../../src/gpu/pipelines.ts';
 import { rngBits, uniform01 } from '../../src/decode/rng.ts';
-import { transposeConcat } from '../../src/model/weights.ts';
+import { classifierTiles, transposeConcat } from '../../src/model/weights.ts';
 import { type StepStats, parseStats } from '../../src/runtime/stats.ts';
 import {
   GpuTest, type StepParams, type StatsRef, type TokenSlot, U, dyadic, matmulAbsRef, matmulRef, mulberry32, randInt,
@@ -41,10 +41,11 @@ interface StatsRun {
 }
 
 /** Buffers of the reduction for `statsRows` rows; the stats buffer has one spare record. */
-async function reductionBuffers(statsRows: number, topK: number) {
+async function reductionBuffers(statsRows: number, topK: number, tiles = 1) {
+  const partials = statsRows * tiles * LM_PARTIALS_PER_ROW;
   return {
-    partials: await gpu.alloc((statsRows * LM_PARTIALS_PER_ROW * LM_PARTIAL_BYTES) / 4, 0, 'partials'),
-    partialTopK: await gpu.alloc(statsRows * LM_PARTIALS_PER_ROW * 2 * topK, 0, 'partial_topk'),
+    partials: await gpu.alloc((partials * LM_PARTIAL_BYTES) / 4, 0, 'partials'),
+    partialTopK: await gpu.alloc(partials * 2 * topK, 0, 'partial_topk'),
     stats: await gpu.allocU32((statsRows + 1) * statsRecordWords(topK), SENTINEL, 'stats'),
   };
 }
@@ -60,28 +61,44 @@ async function finish(calls: KernelCall[], p: StepParams, stats: GPUBuffer, topK
   return { stats: parseStats(bytes, statsRows, topK), words: words.subarray(0, statsRows * record) };
 }
 
-/** The classifier on the GPU, transposed as model/weights.ts does; runs lmHeadStats over it. */
+/**
+ * The classifier on the GPU, transposed and split into vocabulary tiles of at most
+ * `maxBindingBytes` as model/weights.ts does; runs lmHeadStats over it.
+ */
 class LmHead {
-  private constructor(readonly dim: number, readonly vocab: number, private readonly wcls: GPUBuffer) {}
+  private constructor(readonly dim: number, readonly vocab: number, private readonly tiles: ClassifierTile[]) {}
 
-  static async create(dim: number, vocab: number, W: Float32Array): Promise<LmHead> {
-    return new LmHead(dim, vocab, await gpu.upload(transposeConcat([W], dim), 'wcls'));
+  static async create(dim: number, vocab: number, W: Float32Array, maxBindingBytes = Infinity): Promise<LmHead> {
+    const tiles: ClassifierTile[] = [];
+    for (const t of classifierTiles(vocab, dim, maxBindingBytes)) {
+      const rows = W.subarray(t.firstId * dim, (t.firstId + t.vocab) * dim);
+      tiles.push({ ...t, buffer: await gpu.upload(transposeConcat([rows], dim), 'wcls') });
+    }
+    return new LmHead(dim, vocab, tiles);
+  }
+
+  get tileCount(): number {
+    return this.tiles.length;
   }
 
   async run(hidden: Float32Array, slots: readonly TokenSlot[], p: StepParams, topK: number): Promise<StatsRun> {
-    const b = await reductionBuffers(p.statsRows ?? 0, topK);
-    const calls = await gpu.kernels.lmHeadStats('lm_head', { dim: this.dim, vocab: this.vocab, topK }, {
-      step: await gpu.step(p), tokens: await gpu.tokens(slots), hidden: await gpu.upload(hidden), wcls: this.wcls, ...b,
+    const b = await reductionBuffers(p.statsRows ?? 0, topK, this.tiles.length);
+    const calls = await gpu.kernels.lmHeadStats('lm_head', { dim: this.dim, topK }, {
+      step: await gpu.step(p), tokens: await gpu.tokens(slots), hidden: await gpu.upload(hidden), tiles: this.tiles, ...b,
     });
     return finish(calls, p, b.stats, topK);
   }
 }
 
-/** logitsStats over `logits` [statsRows][vocab]. */
+/** logitsStats over `logits` [statsRows][vocab] (laid out in rows padded to a multiple of 4, as the session's logits buffer is). */
 async function runLogitsStats(vocab: number, logits: Float32Array, slots: readonly TokenSlot[], p: StepParams, topK: number) {
   const b = await reductionBuffers(p.statsRows ?? 0, topK);
+  const stride = Math.ceil(vocab / 4) * 4;
+  const rows = logits.length / vocab;
+  const padded = new Float32Array(rows * stride).fill(Number.NaN);
+  for (let r = 0; r < rows; r++) padded.set(logits.subarray(r * vocab, (r + 1) * vocab), r * stride);
   const calls = await gpu.kernels.logitsStats('logits_stats', { vocab, topK }, {
-    step: await gpu.step(p), tokens: await gpu.tokens(slots), logits: await gpu.upload(logits), ...b,
+    step: await gpu.step(p), tokens: await gpu.tokens(slots), logits: await gpu.upload(padded), ...b,
   });
   return finish(calls, p, b.stats, topK);
 }
@@ -295,9 +312,14 @@ describe('lmHeadStats', () => {
     { vocab: 1001, dim: 288, topK: 64, temp: 0.7, sample: 0.8 },
     { vocab: 1001, dim: 20, topK: 1, temp: 1, sample: 1 },
     { vocab: 32000, dim: 288, topK: 64, temp: 0.7, sample: 0 }, // pipelines shared with the Gaussian cases
+    // A classifier split into vocabulary tiles (as one larger than a storage binding is): 3 and 6
+    // tiles, the last one shorter, must give the same record as one tile.
+    { vocab: 1001, dim: 20, topK: 5, temp: 0.7, sample: 0.8, maxBindingBytes: 20 * 16 * 84 },
+    { vocab: 37, dim: 36, topK: 64, temp: 1, sample: 0, maxBindingBytes: 36 * 16 * 2 },
   ];
   for (const c of cases) {
-    test(`exact logits: vocab ${c.vocab}, dim ${c.dim}, top-${c.topK}, T_stats ${c.temp}${c.sample ? `, sampling T ${c.sample}` : ''}; logitsStats agrees`, async () => {
+    const tiled = c.maxBindingBytes ? `, classifier in ${classifierTiles(c.vocab, c.dim, c.maxBindingBytes).length} tiles` : '';
+    test(`exact logits: vocab ${c.vocab}, dim ${c.dim}, top-${c.topK}, T_stats ${c.temp}${c.sample ? `, sampling T ${c.sample}` : ''}${tiled}; logitsStats agrees`, async () => {
       const rng = mulberry32(c.vocab * 7 + c.dim + c.topK);
       const nTokens = 4;
       const [start, rows] = [1, 3];
@@ -308,7 +330,8 @@ describe('lmHeadStats', () => {
       const invStatsTemp = Math.fround(1 / c.temp);
       const invSampleTemp = c.sample ? Math.fround(1 / c.sample) : 0;
       const p = { nTokens, statsRowStart: start, statsRows: rows, seed: 1234 + c.vocab, counter: 5, invStatsTemp, invSampleTemp };
-      const head = await LmHead.create(c.dim, c.vocab, W);
+      const head = await LmHead.create(c.dim, c.vocab, W, c.maxBindingBytes);
+      if (c.maxBindingBytes) assert.ok(head.tileCount > 1, 'the classifier is split');
       const fused = await head.run(hidden, slots, p, c.topK);
       const logits = new Float32Array(rows * c.vocab);
       for (let t = 0; t < rows; t++) {
