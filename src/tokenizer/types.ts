@@ -23,11 +23,18 @@ export interface TextTokenizer {
   /** The chat template (Jinja), or null when the model has none. */
   readonly chatTemplate: string | null;
   /**
-   * Text → ids. `special` (default true) adds what the format adds to a prompt: BOS for Llama,
-   * stories15M and SPM GGUF vocabularies; nothing for Qwen.
+   * Text → ids. `special` (default true) adds what the format adds to a prompt: BOS for llama2.c,
+   * for GGUF vocabularies that add it (add_bos_token; llama.cpp's default: SentencePiece and
+   * llama-bpe yes, qwen2 no), and whatever a tokenizer.json's post-processor adds (BOS for
+   * stories15M and Meta's Llama 3 files; nothing for Qwen or a ByteLevel post-processor). Special
+   * tokens written in the text are those tokens either way, as in HF and llama.cpp (llama2.c has
+   * none). Encode a chat template's rendering with `special: false`: it writes BOS itself.
    */
   encode(text: string, options?: { special?: boolean }): number[];
-  /** Ids → text; special tokens (BOS, EOS, control tokens) decode to nothing. */
+  /**
+   * Ids → text; special tokens (BOS, EOS, control tokens) and ids the tokenizer has no piece for
+   * (a model vocabulary padded past the tokenizer's) decode to nothing.
+   */
   decode(ids: readonly number[]): string;
   /**
    * A stream that decodes generated ids following `context` (the prompt's ids), so that a leading
@@ -38,6 +45,9 @@ export interface TextTokenizer {
   tokenIdOf(piece: string): number | undefined;
   /** First token id of `text` as it is encoded mid-text (CNTP's stop pieces). */
   firstTokenMidText(text: string): number | undefined;
-  /** Renders messages with the chat template (throws InvalidArgumentError when there is none). */
+  /**
+   * Renders messages with the chat template, `addGenerationPrompt` defaulting to true (throws
+   * InvalidArgumentError when there is none).
+   */
   applyChatTemplate(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
 }
