@@ -11,7 +11,7 @@
 //  - end to end: stats from the real LM-head statistics kernel at statsTemperature = T feed the
 //    sampler, which agrees with a float64 reference over the whole logits row.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -598,12 +598,17 @@ describe('on the GPU', () => {
   }
 
   test('the shader\'s own pcg and uniform01 equal the CPU mirror, bit for bit', async () => {
-    // Cut `pcg`, `uniform01` and the structs they use out of lm_head_stats.wgsl, so this runs the
-    // shipped code, not a copy of it.
-    const source = readFileSync(join(import.meta.dirname, '..', '..', 'shaders', 'lm_head_stats.wgsl'), 'utf8');
+    // Cut `pcg` and `uniform01` out of lm_head_stats.wgsl, and the structs they use out of the
+    // prelude every kernel is compiled with (or the shader itself), so this runs the shipped code,
+    // not a copy of it.
+    const shader = (name: string) => {
+      const path = join(import.meta.dirname, '..', '..', 'shaders', name);
+      return existsSync(path) ? readFileSync(path, 'utf8') : '';
+    };
+    const source = shader('prelude.wgsl') + '\n' + shader('lm_head_stats.wgsl');
     const grab = (re: RegExp) => {
       const m = source.match(re);
-      assert.ok(m, `lm_head_stats.wgsl has ${re}`);
+      assert.ok(m, `prelude.wgsl or lm_head_stats.wgsl has ${re}`);
       return m[0];
     };
     const code = [
