@@ -1,6 +1,8 @@
-// Samplers (DESIGN §4): repetition penalty → temperature → top-k → top-p → min-p → typical →
-// top-H, as HF transformers applies them, then one draw from what is left, renormalised, with the
-// counter-based RNG of rng.ts keyed by (seed, KV row, position, counter).
+// Samplers (DESIGN §4): repetition penalty → temperature → top-k → top-p → min-p → typical, as
+// HF transformers applies them, then one draw from what is left, renormalised, with the
+// counter-based RNG of rng.ts keyed by (seed, KV row, position, counter). Top-H, when on, runs
+// first after temperature, on the full distribution at T (its authors pass it as a custom logits
+// processor, which HF applies before its warpers); the other stages then act on what it kept.
 //
 // The CPU never sees logits. It sees a StepStats record: the K (≤ 64) largest raw logits with
 // their ids, and the exact full-vocabulary log-sum-exp and entropy. A stage is computed *exactly*
@@ -11,7 +13,7 @@
 // * stats at statsTemperature = T (the sampler's temperature): `lse` = log Σ_v exp(z_v/T) and
 //   `entropy` of softmax(z/T), over the whole vocabulary. log Σ exp(z/T) cannot be derived from
 //   log Σ exp(z) for T ≠ 1, so a step whose stats ran at another temperature leaves every stage that
-//   needs the normaliser (top-p, typical, top-H without an earlier truncation) undecidable; pass
+//   needs the normaliser (top-H; top-p and typical without an earlier truncation) undecidable; pass
 //   that temperature as `statsTemperature` in the context and those stages say so. Top-k, min-p and
 //   greedy never need the normaliser. (T = 0: stats at 1, unused.)
 // * `topK` sorted by (logit descending, id ascending): every token not listed comes after the K-th.
@@ -31,7 +33,8 @@
 //   token could be perfectly typical and the stage is never exact.
 // * top-H (n = 100 > K): S_n is known only within [S_K, S_K + g], g the largest entropy the n − K
 //   unknown tokens can carry (each q ≤ p_K, together ≤ 1 − Σ_K q). Exact iff the kept count m is the
-//   same at both ends and the first excluded token is a candidate; α = 1 (keep n) never is.
+//   same at both ends and the first excluded token is a candidate; α = 1 (keep n) never is. It runs
+//   first, so it always sees the open full-vocabulary distribution (q not renormalised).
 // * After any exact truncation the support is closed (a few known tokens) and every later stage is
 //   exact. With no truncating stage the token is the GPU's `sampled` (exact by construction).
 // * Repetition penalty: exact on the candidates. A penalised token outside the candidates changes
@@ -518,14 +521,18 @@ export function truncates(p: SamplerParams): boolean {
   return p.topK > 0 || p.topP < 1 || p.minP > 0 || p.typical < 1 || p.topH !== null;
 }
 
-/** top-k → top-p → min-p → typical → top-H on a distribution already penalised and scaled. */
+/**
+ * top-H → top-k → top-p → min-p → typical on a distribution already penalised and scaled. Top-H
+ * runs first, on the full distribution at T (DESIGN §4: the authors' logits processor precedes
+ * HF's warpers); each later stage acts on what the previous one kept, renormalised.
+ */
 export function truncate(d: Distribution, p: SamplerParams): StageResult {
   const stages: ((x: Distribution) => StageResult)[] = [
+    (x) => (p.topH ? applyTopH(x, p.topH.alpha, p.topH.n) : x),
     (x) => applyTopK(x, p.topK),
     (x) => applyTopP(x, p.topP),
     (x) => applyMinP(x, p.minP),
     (x) => applyTypical(x, p.typical),
-    (x) => (p.topH ? applyTopH(x, p.topH.alpha, p.topH.n) : x),
   ];
   let r: StageResult = d;
   for (const stage of stages) {
@@ -543,8 +550,9 @@ export interface WarpContext {
 }
 
 /**
- * The whole pipeline up to the draw: penalty → temperature (0: greedy) → truncation. Decoders use
- * it for the warped distribution (CNTP: temperature → top-k → top-p) and entropyOf() of it.
+ * The whole pipeline up to the draw: penalty → temperature (0: greedy) → truncation (top-H first,
+ * then top-k → top-p → min-p → typical). Decoders use it for the warped distribution (CNTP:
+ * temperature → top-k → top-p) and entropyOf() of it.
  */
 export function warp(stats: StepStats, params: SamplerParams, context: WarpContext = {}): StageResult {
   const statsTemperature = context.statsTemperature ?? (params.temperature > 0 ? params.temperature : 1);

@@ -158,7 +158,7 @@ describe('stages on a hand-computed distribution (K = V = 6)', () => {
     assert.equal(out.source, 'argmax');
   });
 
-  test('composition order: top-k → top-p → min-p → typical → top-H, each on the renormalised result', () => {
+  test('composition order: top-H (on the full distribution) → top-k → top-p → min-p → typical, each on the renormalised result', () => {
     // top-k 3 → (0.5, 0.3125, 0.1875); top-p 0.7 then stops at 0.8125: 2 tokens (top-p alone: 3).
     assertKept(warpWith(S6, { ...V6, topK: 3, topP: 0.7 }), [2, 1], 'top-k 3 → top-p 0.7');
     assertKept(warpWith(S6, { ...V6, topP: 0.7 }), [2, 1, 4], 'top-p 0.7 alone');
@@ -167,8 +167,13 @@ describe('stages on a hand-computed distribution (K = V = 6)', () => {
     assertKept(warpWith(S6, { ...V6, topK: 3, typical: 0.5 }), [2, 1], 'top-k 3 → typical 0.5');
     // top-p 0.9 → 4 tokens (0.9 total); min-p 0.5 of 0.4/0.9 keeps 0.25/0.9 but not 0.15/0.9.
     assertKept(warpWith(S6, { ...V6, topP: 0.85, minP: 0.5 }), [2, 1], 'top-p → min-p');
-    // min-p 0.2 → 4 tokens (p ≥ 0.08); top-H α 0.6 over them (S renormalised) keeps 2.
-    assertKept(warpWith(S6, { ...V6, minP: 0.2, topH: { alpha: 0.6 } }), [2, 1], 'min-p → top-H');
+    // Top-H runs first, on the full distribution (DESIGN §4): α 0.8 keeps 3 (S_3 = 0.998 ≤
+    // 0.8·1.5255 = 1.220 < S_4 = 1.228); min-p 0.5 of the renormalised (0.5, 0.3125, 0.1875) then
+    // drops the third. (Min-p first would keep 2, 1 and top-H over those two, renormalised, only 2.)
+    assertKept(warpWith(S6, { ...V6, minP: 0.5, topH: { alpha: 0.8 } }), [2, 1], 'top-H → min-p');
+    // Top-H's q are the full softmax, not top-k's renormalised set: top-k 3 after top-H α 0.8 keeps
+    // all three; top-H over top-k's (0.5, 0.3125, 0.1875) would cut at S_2 = 0.710 ≤ 0.8·1.024.
+    assertKept(warpWith(S6, { ...V6, topK: 3, topH: { alpha: 0.8 } }), [2, 1, 4], 'top-H → top-k');
     // Each stage keeps ≥ 1 even when every threshold bites.
     assertKept(warpWith(S6, { ...V6, topK: 2, topP: 0, minP: 1, typical: 0, topH: { alpha: 0 } }), [2], 'all stages at their tightest');
   });
@@ -327,6 +332,15 @@ function referenceWarp(z: readonly number[], o: ReturnType<typeof samplerParams>
     return w.map((x) => x / sum);
   };
   let active = byOrder(z.map((_, i) => i), s);
+  if (o.topH) {
+    // First, on the full distribution at T (q not renormalised by any other stage).
+    const q = probsOf(active).slice(0, o.topH.n);
+    const S = [0];
+    q.forEach((x, i) => S.push(S[i] - x * Math.log(x)));
+    let m = q.length;
+    while (m > 0 && !(S[m] <= o.topH.alpha * S[q.length])) m--;
+    active = active.slice(0, Math.max(1, m));
+  }
   if (o.topK > 0) active = active.slice(0, o.topK);
   if (o.topP < 1) {
     const p = probsOf(active);
@@ -355,14 +369,6 @@ function referenceWarp(z: readonly number[], o: ReturnType<typeof samplerParams>
       }
     }
     active = active.filter((_, i) => d[i] <= d[last]);
-  }
-  if (o.topH) {
-    const q = probsOf(active).slice(0, o.topH.n);
-    const S = [0];
-    q.forEach((x, i) => S.push(S[i] - x * Math.log(x)));
-    let m = q.length;
-    while (m > 0 && !(S[m] <= o.topH.alpha * S[q.length])) m--;
-    active = active.slice(0, Math.max(1, m));
   }
   return { ids: active, probs: probsOf(active) };
 }
