@@ -4,7 +4,11 @@
 // states of every position so far, for (1−λ)·(next-token cross-entropy over the context) +
 // λ·(entropy at the last position), and samples the token from W(h_T + δ). δ is then discarded.
 // The optimisation runs on the GPU (runtime.reflect: fused cross-entropy kernels, AdamW on the CPU).
+// Monitoring starts at the second generated token: the token the prefill forward produced is
+// never checked and never enters the entropy history, as in the authors' code.
 import { checkInteger, checkNumber } from '../errors.ts';
+import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
+import type { StepStats } from '../runtime/stats.ts';
 import type { DecodeContext, Decoder, Emission } from './decoder.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 
@@ -28,13 +32,21 @@ export interface SrgenOptions extends SamplingDecoderOptions, Partial<SrgenThres
   lr?: number;
   /** AdamW steps per reflection. Default 3. */
   optSteps?: number;
-  /** Reflections per generation at most; monitoring stops after the last. Default 20. */
+  /**
+   * Reflections per generation at most; monitoring stops after the last. Default 20. (The
+   * authors' `max_retries = 20` loop yields at most 19 reflections; this is exactly "at most
+   * maxReflections", so 20 allows one more than their code.)
+   */
   maxReflections?: number;
 }
 
+/**
+ * The authors' settings. Sampling as their runs had it: T 0.6, top-k 50 (HF's implicit default),
+ * top-p 0.95 (the checkpoint's generation_config); each is overridable.
+ */
 export const SRGEN_DEFAULTS = {
   window: 25, k: 4, sigmaMin: 0.5, thetaMin: 1.8, theta0: 3.0,
-  lambda: 0.05, lr: 0.01, optSteps: 3, maxReflections: 20, temperature: 0.6,
+  lambda: 0.05, lr: 0.01, optSteps: 3, maxReflections: 20, temperature: 0.6, topK: 50, topP: 0.95,
 } as const;
 
 /**
@@ -65,6 +77,8 @@ export class SrgenDecoder implements Decoder {
   /** Entropies of the monitored steps (nats, at the sampling temperature). */
   readonly history: number[] = [];
   reflections = 0;
+  /** Tokens generated since start() (the first, from the prefill forward, is not monitored). */
+  private generated = 0;
 
   constructor(o: SrgenOptions = {}) {
     const { lambda, lr, optSteps, maxReflections, window, k, sigmaMin, thetaMin, theta0, ...sampling } = o;
@@ -80,7 +94,10 @@ export class SrgenDecoder implements Decoder {
     this.lr = checkNumber('lr', lr ?? d.lr, 0, 10);
     this.optSteps = checkInteger('optSteps', optSteps ?? d.optSteps, 0, 100);
     this.maxReflections = checkInteger('maxReflections', maxReflections ?? d.maxReflections, 0, 1 << 20);
-    this.base = new SamplingDecoder({ ...sampling, temperature: sampling.temperature ?? d.temperature });
+    this.base = new SamplingDecoder({
+      ...sampling,
+      temperature: sampling.temperature ?? d.temperature, topK: sampling.topK ?? d.topK, topP: sampling.topP ?? d.topP,
+    });
     this.temperature = this.base.sampler.params.temperature || 1;
   }
 
@@ -88,7 +105,22 @@ export class SrgenDecoder implements Decoder {
     return this.base.sampling();
   }
 
+  /** Totals for the result: reflections made, steps monitored (entropies in the history). */
+  summary(): Record<string, unknown> {
+    return { reflections: this.reflections, monitoredSteps: this.history.length };
+  }
+
+  /** Runs the prompt on row 0 (as the engine would) and starts a generation: no history yet. */
+  async start(runtime: DecodeRuntime, prompt: readonly number[]): Promise<StepStats> {
+    this.history.length = 0;
+    this.reflections = 0;
+    this.generated = 0;
+    return runtime.feed(prompt, this.sampling());
+  }
+
   async next(ctx: DecodeContext): Promise<Emission> {
+    // The prefill forward's token is never checked and never enters the history.
+    if (this.generated++ === 0) return this.base.next(ctx);
     if (this.reflections >= this.maxReflections) return this.base.next(ctx); // budget spent: stop monitoring
     // The step's stats are at the sampling temperature (sampling().statsTemperature).
     const entropy = ctx.stats.entropy;

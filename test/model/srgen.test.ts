@@ -115,16 +115,18 @@ describe('SRGen on stories15M', () => {
   const base: GenerateOptions = { temperature: 0.6, seed: 3, maxTokens: 8 };
 
   test('opt-steps 0 gives exactly the plain sampler\'s tokens; reflections where H > θ(previous N)', async () => {
-    const plain = await engine.generate(prompt, { ...base, maxTokens: 16, decoder: 'sample' }).complete();
+    // SRGen samples with top-k 50 and top-p 0.95 by default (DESIGN §4 step 0): the same for plain.
+    const plain = await engine.generate(prompt, { ...base, maxTokens: 16, decoder: 'sample', topK: 50, topP: 0.95 }).complete();
     // A short window so the adaptive threshold acts within 16 tokens; θ_0 = 0: the first N steps reflect.
     const t = { window: 3, k: 1, sigmaMin: 0.1, thetaMin: 0.2, theta0: 0 };
     const maxReflections = 8;
     const srgen = await engine.generate(prompt, { ...base, maxTokens: 16, decoder: 'srgen', optSteps: 0, maxReflections, ...t }).complete();
     assert.deepEqual(srgen.tokens, plain.tokens);
-    // δ = 0 leaves every step's stats as plain sampling's: replay the rule on its entropies.
+    // δ = 0 leaves every step's stats as plain sampling's: replay the rule on its entropies, from
+    // the second generated token on (the prefill forward's token is never checked nor recorded).
     const expected: number[] = [];
     const history: number[] = [];
-    for (const step of plain.steps) {
+    for (const step of plain.steps.slice(1)) {
       if (expected.length >= maxReflections) break;
       if (step.entropy > srgenThreshold(history, t)) expected.push(step.pos);
       history.push(step.entropy);
@@ -133,7 +135,10 @@ describe('SRGen on stories15M', () => {
     assert.deepEqual(srgen.events.map((e) => e.pos), expected);
     for (const e of srgen.events) assert.equal((e.loss as number[]).length, 1);
     // Gauges replay the rule too (entropy against θ of the previous N), while monitoring lasts.
+    assert.equal(srgen.steps[0].gauge, undefined, 'the first token is not monitored');
+    assert.equal(srgen.steps[0].event, undefined);
     const monitored = srgen.steps.filter((s) => s.gauge);
+    assert.deepEqual(monitored.map((s) => s.index), srgen.steps.slice(1, 1 + monitored.length).map((s) => s.index));
     assert.ok(monitored.length >= expected.length);
     monitored.forEach((s, i) => {
       assert.equal(s.gauge!.value, s.entropy);
@@ -153,6 +158,8 @@ describe('SRGen on stories15M', () => {
       assert.ok(e.loss.at(-1)! < e.loss[0], `loss after AdamW ${e.loss} below the loss before`);
       assert.equal(r.tokens[e.pos + 1], e.token, 'the reflected token is the one emitted');
     }
+    // θ_0 = 0 reflects at every monitored step: tokens 1 and 2 (token 0 is never checked).
+    assert.deepEqual(r.events.map((e) => e.pos), [1, 2].map((i) => r.steps[i].pos));
     // After the budget: no more monitoring, plain sampling.
     assert.equal(r.steps.length, 6);
   });
