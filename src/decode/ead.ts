@@ -9,8 +9,10 @@
 //   above τ, the large model catches up and produces the first token (no d_min before the first
 //   token: there is no previous switch). So τ = +∞ is exactly small-only and τ = −∞ exactly
 //   large-only.
-// * Entropy is that of the step statistics, i.e. of softmax(z/T) at the sampler's temperature:
-//   for greedy (T = 1) the raw logits, as the paper specifies.
+// * Entropy is of the raw logits (softmax(z), before temperature) whatever T the sampler draws
+//   at, as the paper specifies: the steps run their statistics at temperature 1. The draw still
+//   uses T (the GPU's draw, or the candidates rescaled); stages that need the normaliser at T
+//   (top-p, typical, top-H) then read the full logits row when T ≠ 1.
 import { checkInteger, checkNumber } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
@@ -69,7 +71,8 @@ export class EadDecoder implements Decoder {
     this.minStay = checkInteger('minStay', minStay ?? EAD_DEFAULTS.minStay, 0, 4096);
     this.smallParameters = checkInteger('smallParameters', smallParameters, 1, Number.MAX_SAFE_INTEGER);
     this.largeParameters = checkInteger('largeParameters', largeParameters, 1, Number.MAX_SAFE_INTEGER);
-    this.base = new SamplingDecoder(sampling);
+    // Statistics of the raw logits (temperature 1): H_t is of softmax(z), not softmax(z/T).
+    this.base = new SamplingDecoder(sampling, 1);
   }
 
   sampling() {

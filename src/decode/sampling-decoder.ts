@@ -1,10 +1,14 @@
 // Greedy and sampled decoding through the sampler pipeline (samplers.ts): one token per step,
 // chosen from the GPU's top-K and exact log-sum-exp; when those cannot decide a truncation, from
 // the full logits row of that step.
+import { checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import type { DecodeContext, Decoder, Emission } from './decoder.ts';
-import { type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary, truncates } from './samplers.ts';
+import {
+  MAX_TEMPERATURE, MIN_TEMPERATURE, type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary,
+  truncates,
+} from './samplers.ts';
 
 /** Candidates a truncating sampler asks the GPU for (the most a step returns). */
 const TRUNCATION_CANDIDATES = 64;
@@ -17,19 +21,28 @@ export class SamplingDecoder implements Decoder {
   readonly name: string;
   readonly sampler: Sampler;
   private readonly seed: number;
+  /**
+   * Temperature the GPU computes each step's lse and entropy at: the sampler's (1 for greedy)
+   * unless the decoder needs other statistics (EAD: 1, the raw logits). Stages that need the
+   * normaliser at T then fall back to the full logits row.
+   */
+  readonly statsTemperature: number;
   /** Steps whose token needed the full logits row (for benchmarks and tests). */
   fullVocabularySteps = 0;
 
-  constructor(options: SamplingDecoderOptions = {}) {
+  /** `statsTemperature`: see the field; default the sampler's temperature (1 for greedy). */
+  constructor(options: SamplingDecoderOptions = {}, statsTemperature?: number) {
     const { seed = 0, ...samplerOptions } = options;
     this.sampler = createSampler(samplerOptions);
     this.seed = seed;
     this.name = this.sampler.params.temperature === 0 ? 'greedy' : 'sample';
     this.sampler.sampling(seed); // validates the seed now, before any GPU work
+    const own = this.sampler.params.temperature || 1;
+    this.statsTemperature = statsTemperature === undefined ? own : checkNumber('statsTemperature', statsTemperature, MIN_TEMPERATURE, MAX_TEMPERATURE);
   }
 
   sampling(): SamplingParams {
-    const params = this.sampler.sampling(this.seed);
+    const params = { ...this.sampler.sampling(this.seed), statsTemperature: this.statsTemperature };
     // Truncating stages decide from the candidates: ask for many, so the full-logits fallback
     // stays rare (top-p 0.9, or CNTP's top-k 50, need more than the default few).
     return truncates(this.sampler.params) ? { ...params, candidates: TRUNCATION_CANDIDATES } : params;
@@ -44,12 +57,12 @@ export class SamplingDecoder implements Decoder {
   async draw(
     ctx: DecodeContext, stats: StepStats, row: number, pos: number, history: readonly number[], statsRow = row,
   ): Promise<SampledToken> {
-    const key = { seed: this.seed, row, pos, history };
+    const key = { seed: this.seed, row, pos, history, statsTemperature: this.statsTemperature };
     const first = this.sampler.sample(stats, key);
     if (!needsFullVocabulary(first)) return first;
     this.fullVocabularySteps++;
     const temperature = this.sampler.params.temperature || 1;
-    const full = this.sampler.sample(await ctx.runtime.fullStats(statsRow, temperature), key);
+    const full = this.sampler.sample(await ctx.runtime.fullStats(statsRow, temperature), { ...key, statsTemperature: temperature });
     if (needsFullVocabulary(full)) throw new Error(`sampler undecidable on the full vocabulary: ${full.reason}`);
     return full;
   }

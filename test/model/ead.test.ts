@@ -88,6 +88,20 @@ describe('EAD: small/large pair sharing the vocabulary', () => {
     assert.deepEqual(r.steps.filter((s) => s.event).map((s) => s.event), r.events);
   });
 
+  test('sampling at T ≠ 1: the entropy is of the raw logits, the draw at T', async () => {
+    // T = 0.7 with top-k 40: each step's stats (what the gauge averages) are a raw-logit pass's.
+    const r = await pair.generate(golden.prompt, { decoder: 'ead', tau: 1.0, temperature: 0.7, topK: 40, seed: 5, maxTokens: 24 }).complete();
+    const models = r.steps.map((s) => s.model);
+    assert.ok(models.includes('large'), models.join(','));
+    const scored = await pair.score(r.tokens.slice(0, -1));
+    for (const s of r.steps.filter((x) => x.model === 'large')) {
+      assert.ok(Math.abs(s.entropy - scored[s.pos].entropy) < STAT_TOLERANCE, `raw entropy at ${s.pos}: ${s.entropy} vs ${scored[s.pos].entropy}`);
+      assert.ok(Math.abs(s.lse - scored[s.pos].lse) < STAT_TOLERANCE, `raw lse at ${s.pos}`);
+    }
+    // Sampled, not greedy: some token is not the argmax.
+    assert.ok(r.steps.some((s) => s.tokenId !== s.topK[0].id), 'drawn at T = 0.7');
+  });
+
   test('ead without a small model, or with NaN τ, is rejected up front', async () => {
     assert.throws(() => smallOnly.generate('x', { decoder: 'ead' }), /needs a small model/);
     assert.throws(() => pair.generate('x', { decoder: 'ead', tau: Number.NaN }), /tau/);
