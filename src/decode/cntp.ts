@@ -2,11 +2,11 @@
 // the warped distribution), run N independent trials to the next punctuation and keep the one
 // with the lowest perplexity. Trials run as batched KV rows: each step reads the weights once for
 // all of them.
-import { checkInteger, checkNumber } from '../errors.ts';
+import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import type { DecodeContext, Decoder, Emission } from './decoder.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
-import { entropyOf } from './samplers.ts';
+import { type Distribution, type SampledToken, entropyOf } from './samplers.ts';
 
 export interface CntpOptions extends SamplingDecoderOptions {
   /** Entropy (nats) at or below which one trial is run. Default 0.01. */
@@ -66,16 +66,19 @@ export class CntpDecoder implements Decoder {
 
   async next(ctx: DecodeContext): Promise<Emission> {
     const first = await this.base.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
-    const entropy = entropyOf(first.distribution, 1e-10) ?? 0;
+    const entropy = warpedEntropy(first.distribution);
     const n = Math.min(trialCount(entropy, this.hLo, this.hHi, this.maxTrials), ctx.runtime.rows);
-    if (n === 1 || ctx.budget === 1) return { tokens: [first.tokenId], stats: [ctx.stats] };
+    if (n === 1) return { tokens: [first.tokenId], stats: [ctx.stats] };
 
-    // Trial i runs on KV row i; row 0 is trial 0, so its first draw is plain sampling's.
+    // Trial i runs on KV row i; row 0 is trial 0, so its first draw is plain sampling's. With one
+    // token of budget left the trials are single draws from row 0's logits (no forward, no fork);
+    // the most probable wins, as in the authors' code.
     const trials: Trial[] = [];
-    ctx.runtime.fork(0, Array.from({ length: n - 1 }, (_, i) => i + 1));
+    const forked = ctx.budget > 1;
+    if (forked) ctx.runtime.fork(0, Array.from({ length: n - 1 }, (_, i) => i + 1));
     for (let row = 0; row < n; row++) {
       const trial: Trial = { row, tokens: [], logProbs: [], stats: [], done: false };
-      await this.extend(ctx, trial, ctx.stats, 0);
+      await this.extend(ctx, trial, ctx.stats, 0, row === 0 ? first : undefined);
       trials.push(trial);
     }
     if (this.sequential) {
@@ -87,7 +90,7 @@ export class CntpDecoder implements Decoder {
     const ppl = trials.map((t) => Math.exp(-t.logProbs.reduce((a, b) => a + b, 0) / t.tokens.length));
     const chosen = ppl.indexOf(Math.min(...ppl));
     const winner = trials[chosen];
-    ctx.runtime.commit(winner.row);
+    if (forked) ctx.runtime.commit(winner.row);
     return {
       tokens: winner.tokens,
       stats: winner.stats,
@@ -105,13 +108,28 @@ export class CntpDecoder implements Decoder {
     }
   }
 
-  /** Draws a trial's next token from `stats` and decides whether the trial has stopped. */
-  private async extend(ctx: DecodeContext, trial: Trial, stats: StepStats, statsRow = trial.row): Promise<void> {
+  /**
+   * Draws a trial's next token from `stats` (or takes `drawn`, already drawn from them) and decides
+   * whether the trial has stopped.
+   */
+  private async extend(ctx: DecodeContext, trial: Trial, stats: StepStats, statsRow = trial.row, drawn?: SampledToken): Promise<void> {
     const pos = ctx.pos + trial.tokens.length;
-    const drawn = await this.base.draw(ctx, stats, trial.row, pos, [...ctx.tokens, ...trial.tokens], statsRow);
+    drawn ??= await this.base.draw(ctx, stats, trial.row, pos, [...ctx.tokens, ...trial.tokens], statsRow);
     trial.tokens.push(drawn.tokenId);
-    trial.logProbs.push(drawn.logProb ?? 0);
+    // ln p_warped(x): known from the candidates, or (the GPU drew a token beyond them) from the full row.
+    trial.logProbs.push(await this.base.logProb(ctx, drawn, statsRow));
     trial.stats.push(stats);
     trial.done = this.stops.has(drawn.tokenId) || this.ends.has(drawn.tokenId) || trial.tokens.length >= ctx.budget;
   }
+}
+
+/**
+ * CNTP's H (DESIGN §4 step 1): −Σ p ln(p + 1e-10) over the warped, truncated set; with no
+ * truncating stage (top-k 0, top-p 1) the entropy of the full softmax at T, which the step's
+ * statistics carry (exact lse and entropy at the sampling temperature).
+ */
+export function warpedEntropy(d: Distribution): number {
+  const h = d.tail ? entropyOf(d) : entropyOf(d, 1e-10);
+  if (h === null) throw new InvalidArgumentError('CNTP needs the step statistics at the sampling temperature (the full-vocabulary entropy is unknown)');
+  return h;
 }

@@ -1,7 +1,7 @@
 // Greedy and sampled decoding through the sampler pipeline (samplers.ts): one token per step,
 // chosen from the GPU's top-K and exact log-sum-exp; when those cannot decide a truncation, from
 // the full logits row of that step.
-import { checkNumber } from '../errors.ts';
+import { InvalidArgumentError, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import type { DecodeContext, Decoder, Emission } from './decoder.ts';
@@ -65,6 +65,20 @@ export class SamplingDecoder implements Decoder {
     const full = this.sampler.sample(await ctx.runtime.fullStats(statsRow, temperature), { ...key, statsTemperature: temperature });
     if (needsFullVocabulary(full)) throw new Error(`sampler undecidable on the full vocabulary: ${full.reason}`);
     return full;
+  }
+
+  /**
+   * ln p of a drawn token under the distribution it was drawn from. Known for a draw from a kept
+   * set; for the GPU's full-vocabulary draw of a token outside the candidates (or stats at another
+   * temperature), read from the full logits row of `statsRow` at the sampler's temperature.
+   */
+  async logProb(ctx: DecodeContext, drawn: SampledToken, statsRow: number): Promise<number> {
+    if (drawn.logProb !== null) return drawn.logProb;
+    const temperature = this.sampler.params.temperature || 1;
+    const full = await ctx.runtime.fullStats(statsRow, temperature);
+    const c = full.topK.find((x) => x.id === drawn.tokenId);
+    if (!c) throw new InvalidArgumentError(`token ${drawn.tokenId} is not in the full logits row of row ${statsRow}`);
+    return c.logit / temperature - full.lse;
   }
 
   async next(ctx: DecodeContext): Promise<Emission> {

@@ -61,6 +61,18 @@ describe('CNTP on stories15M', () => {
     assert.ok(batched.events.length > 0);
   });
 
+  test('no truncating stage (top-k 0, top-p 1): the full softmax at T decides N, so it still branches', async () => {
+    const r = await engine.generate('Once upon a time', { ...base, topK: 0, topP: 1, maxTokens: 12, decoder: 'cntp' }).complete();
+    assert.ok(r.events.length > 0, 'branches without truncation');
+    for (const e of r.events as unknown as { pos: number; entropy: number; trials: number; ppl: number[]; tokens: number[][] }[]) {
+      const step = r.steps.find((s) => s.pos === e.pos)!;
+      // H is the step record's full-vocabulary entropy at T = 1.
+      assert.ok(Math.abs(e.entropy - step.entropy) < 1e-6, `H at ${e.pos}: ${e.entropy} vs ${step.entropy}`);
+      assert.equal(e.trials, trialCount(e.entropy, 0.01, 1.5, 10));
+      assert.ok(e.ppl.every((p) => Number.isFinite(p) && p >= 1), `perplexities ${e.ppl}`);
+    }
+  });
+
   test('bad CNTP parameters are rejected before any work', () => {
     assert.throws(() => engine.generate('x', { decoder: 'cntp', maxTrials: 11 }), /maxTrials must be at most 10/);
     assert.throws(() => engine.generate('x', { decoder: 'cntp', hLo: Number.NaN }), /hLo/);
