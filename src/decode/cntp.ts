@@ -4,9 +4,9 @@
 // all of them.
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { type DecodeContext, type Decoder, type Emission, checkDecodeContext } from './decoder.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
-import { type Distribution, type SampledToken, entropyOf } from './samplers.ts';
+import { type Distribution, type SampledToken, checkDistribution, entropyOf } from './samplers.ts';
 
 export interface CntpOptions extends SamplingDecoderOptions {
   /** Entropy (nats) at or below which one trial is run. Default 0.01. */
@@ -27,6 +27,11 @@ export const CNTP_DEFAULTS = { hLo: 0.01, hHi: 1.5, maxTrials: 10, topK: 50 } as
 
 /** N = floor(1 + (N_max − 1)·clamp((H − H_lo)/(H_hi − H_lo), 0, 1)). */
 export function trialCount(entropy: number, hLo: number, hHi: number, maxTrials: number): number {
+  checkNumber('entropy', entropy, -Number.MAX_VALUE, Number.MAX_VALUE);
+  checkNumber('hLo', hLo, 0, Number.MAX_VALUE);
+  checkNumber('hHi', hHi, 0, Number.MAX_VALUE);
+  if (!(hHi > hLo)) throw new InvalidArgumentError(`hHi must be above hLo (${hLo}), got ${hHi}`);
+  checkInteger('maxTrials', maxTrials, 1, Number.MAX_SAFE_INTEGER);
   const t = Math.min(1, Math.max(0, (entropy - hLo) / (hHi - hLo)));
   return Math.floor(1 + (maxTrials - 1) * t);
 }
@@ -50,13 +55,15 @@ export class CntpDecoder implements Decoder {
   private readonly sequential: boolean;
 
   constructor(o: CntpOptions) {
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('CNTP options must be an object');
     const { hLo, hHi, maxTrials, stopIds, endIds, sequential, ...sampling } = o;
     this.hLo = checkNumber('hLo', hLo ?? CNTP_DEFAULTS.hLo, 0, 1e3);
     this.hHi = checkNumber('hHi', hHi ?? CNTP_DEFAULTS.hHi, this.hLo + 1e-9, 1e3);
     this.maxTrials = checkInteger('maxTrials', maxTrials ?? CNTP_DEFAULTS.maxTrials, 1, 64);
     this.base = new SamplingDecoder({ ...sampling, topK: sampling.topK ?? CNTP_DEFAULTS.topK });
-    this.stops = new Set(stopIds);
-    this.ends = new Set(endIds);
+    this.stops = new Set(checkIds('stopIds', stopIds));
+    this.ends = new Set(checkIds('endIds', endIds));
+    if (sequential !== undefined && typeof sequential !== 'boolean') throw new InvalidArgumentError('sequential must be a boolean');
     this.sequential = sequential ?? false;
   }
 
@@ -65,6 +72,7 @@ export class CntpDecoder implements Decoder {
   }
 
   async next(ctx: DecodeContext): Promise<Emission> {
+    checkDecodeContext(ctx);
     const first = await this.base.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
     const entropy = warpedEntropy(first.distribution);
     const n = Math.min(trialCount(entropy, this.hLo, this.hHi, this.maxTrials), ctx.runtime.rows);
@@ -129,7 +137,14 @@ export class CntpDecoder implements Decoder {
  * statistics carry (exact lse and entropy at the sampling temperature).
  */
 export function warpedEntropy(d: Distribution): number {
+  checkDistribution(d);
   const h = d.tail ? entropyOf(d) : entropyOf(d, 1e-10);
   if (h === null) throw new InvalidArgumentError('CNTP needs the step statistics at the sampling temperature (the full-vocabulary entropy is unknown)');
   return h;
+}
+
+function checkIds(name: string, ids: unknown): readonly number[] {
+  if (!Array.isArray(ids)) throw new InvalidArgumentError(`${name} must be an array of token ids`);
+  ids.forEach((id, i) => checkInteger(`${name}[${i}]`, id, 0, 0xffffffff));
+  return ids;
 }

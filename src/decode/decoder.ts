@@ -1,6 +1,7 @@
 // The decoder interface. A decoder sees the StepStats of the main sequence's current position
 // and answers with the tokens to emit; to get there it may use the runtime's rows (fork, step a
 // batch, roll back, commit a row as the main one), but never a GPU buffer.
+import { InvalidArgumentError, checkInteger } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
@@ -60,4 +61,34 @@ export interface Decoder {
   next(ctx: DecodeContext): Promise<Emission>;
   /** Totals for the result (EAD: large-model share, cost ratio, catch-up tokens). */
   summary?(): Record<string, unknown>;
+}
+
+/**
+ * Throws InvalidArgumentError unless `ctx` has the shape of a DecodeContext (shallow: the stats
+ * are checked by the sampler that reads them). Decoders call it first in next().
+ */
+export function checkDecodeContext(ctx: DecodeContext): DecodeContext {
+  if (typeof ctx !== 'object' || ctx === null) throw new InvalidArgumentError('next() needs a DecodeContext { stats, pos, tokens, budget, runtime }');
+  if (typeof ctx.stats !== 'object' || ctx.stats === null) throw new InvalidArgumentError('ctx.stats must be a StepStats record');
+  checkInteger('ctx.pos', ctx.pos, 0, 0xffffffff);
+  if (!Array.isArray(ctx.tokens) || ctx.tokens.length === 0) throw new InvalidArgumentError('ctx.tokens must be a non-empty array of token ids');
+  checkInteger('ctx.budget', ctx.budget, 1, Number.MAX_SAFE_INTEGER);
+  checkRuntime('ctx.runtime', ctx.runtime);
+  return ctx;
+}
+
+/** Throws InvalidArgumentError unless `runtime` looks like a DecodeRuntime. */
+export function checkRuntime(name: string, runtime: DecodeRuntime): DecodeRuntime {
+  const methods = ['length', 'step', 'feed', 'fork', 'rollback', 'commit', 'fullStats', 'reflect'] as const;
+  if (typeof runtime !== 'object' || runtime === null || methods.some((m) => typeof runtime[m] !== 'function')) {
+    throw new InvalidArgumentError(`${name} must be a DecodeRuntime`);
+  }
+  return runtime;
+}
+
+/** Throws InvalidArgumentError unless `ids` is a non-empty array of token ids. */
+export function checkPrompt(ids: readonly number[]): readonly number[] {
+  if (!Array.isArray(ids) || ids.length === 0) throw new InvalidArgumentError('the prompt must be a non-empty array of token ids');
+  ids.forEach((id, i) => checkInteger(`prompt[${i}]`, id, 0, 0xffffffff));
+  return ids;
 }

@@ -13,10 +13,10 @@
 //   at, as the paper specifies: the steps run their statistics at temperature 1. The draw still
 //   uses T (the GPU's draw, or the candidates rescaled); stages that need the normaliser at T
 //   (top-p, typical, top-H) then read the full logits row when T ≠ 1.
-import { checkInteger, checkNumber } from '../errors.ts';
+import { InvalidArgumentError, checkInteger } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkPrompt, checkRuntime } from './decoder.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 
 export interface EadOptions extends SamplingDecoderOptions {
@@ -63,10 +63,15 @@ export class EadDecoder implements Decoder {
   private readonly ends: Set<number>;
 
   constructor(o: EadOptions) {
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('EAD options must be an object');
     const { tau, window, minStay, smallParameters, largeParameters, endIds, ...sampling } = o;
+    if (endIds !== undefined && !Array.isArray(endIds)) throw new InvalidArgumentError('endIds must be an array of token ids');
+    (endIds ?? []).forEach((id, i) => checkInteger(`endIds[${i}]`, id, 0, 0xffffffff));
     this.ends = new Set(endIds ?? []);
     this.tau = tau ?? EAD_DEFAULTS.tau;
-    if (typeof this.tau !== 'number' || Number.isNaN(this.tau)) checkNumber('tau', this.tau, -Infinity, Infinity);
+    if (typeof this.tau !== 'number' || Number.isNaN(this.tau)) {
+      throw new InvalidArgumentError(`tau must be a number (±Infinity allowed), got ${String(this.tau)}`);
+    }
     this.window = checkInteger('window', window ?? EAD_DEFAULTS.window, 1, 4096);
     this.minStay = checkInteger('minStay', minStay ?? EAD_DEFAULTS.minStay, 0, 4096);
     this.smallParameters = checkInteger('smallParameters', smallParameters, 1, Number.MAX_SAFE_INTEGER);
@@ -81,12 +86,14 @@ export class EadDecoder implements Decoder {
 
   /** The small model's runtime (the engine's second session). */
   attach(small: DecodeRuntime): this {
-    this.smallRuntime = small;
+    this.smallRuntime = checkRuntime('the small model\'s runtime', small);
     return this;
   }
 
   async start(runtime: DecodeRuntime, prompt: readonly number[]): Promise<StepStats> {
-    if (!this.smallRuntime) throw new Error('EAD needs a small model: attach() its runtime');
+    if (!this.smallRuntime) throw new InvalidArgumentError('EAD needs a small model: attach() its runtime');
+    checkRuntime('runtime', runtime);
+    checkPrompt(prompt);
     this.small = { name: 'small', runtime: this.smallRuntime };
     this.large = { name: 'large', runtime };
     this.promptTokens = prompt.length;
@@ -100,6 +107,8 @@ export class EadDecoder implements Decoder {
   }
 
   async next(ctx: DecodeContext): Promise<Emission> {
+    checkDecodeContext(ctx);
+    if (!this.active) throw new InvalidArgumentError('EAD: start() runs the prompt before next()');
     let stats = ctx.stats;
     this.history.push(stats.entropy / Math.LN2);
     if (this.history.length > this.window) this.history.shift();

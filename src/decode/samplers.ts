@@ -114,7 +114,24 @@ export interface NeedsFullVocabulary {
 export type StageResult = Distribution | NeedsFullVocabulary;
 
 export function needsFullVocabulary(r: StageResult | SampleResult): r is NeedsFullVocabulary {
+  if (typeof r !== 'object' || r === null) throw new InvalidArgumentError('needsFullVocabulary() needs a stage or sample result');
   return (r as NeedsFullVocabulary).needsFullVocabulary === true;
+}
+
+/**
+ * Throws InvalidArgumentError unless `d` has the shape of a Distribution (shallow: the arrays and
+ * the temperature, not every logit). Every public function taking a distribution calls it.
+ */
+export function checkDistribution(d: Distribution): Distribution {
+  if (typeof d !== 'object' || d === null) throw new InvalidArgumentError('a Distribution must be an object');
+  if (!Array.isArray(d.ids) || !Array.isArray(d.logits) || d.ids.length === 0 || d.ids.length !== d.logits.length) {
+    throw new InvalidArgumentError('a Distribution needs ids and logits: arrays of the same non-zero length');
+  }
+  checkPositiveTemperature('distribution temperature', d.temperature);
+  if (d.tail !== null && (typeof d.tail !== 'object' || typeof d.tail.bound !== 'object' || d.tail.bound === null)) {
+    throw new InvalidArgumentError('a Distribution\'s tail must be null or { bound, sums }');
+  }
+  return d;
 }
 
 const inexact = (stage: Stage, reason: string): NeedsFullVocabulary => ({ needsFullVocabulary: true, stage, reason });
@@ -133,8 +150,9 @@ function sortedCandidates(ids: readonly number[], logits: readonly number[]) {
 
 /** A distribution over exactly these tokens (renormalised over them), at temperature 1. */
 export function closedDistribution(candidates: readonly { id: number; logit: number }[]): Distribution {
-  if (candidates.length === 0) throw new InvalidArgumentError('a distribution needs at least one candidate');
+  if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('a distribution needs at least one candidate');
   candidates.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`candidates[${i}] must be { id, logit }`);
     checkInteger(`candidates[${i}].id`, c.id, 0, MAX_U32);
     checkNumber(`candidates[${i}].logit`, c.logit, -Number.MAX_VALUE, Number.MAX_VALUE);
   });
@@ -155,14 +173,20 @@ export interface FromStatsOptions {
  * tail mass = 1 − Σ_K p_i, tail Σ p ln p = −H − Σ_K p_i ln p_i.
  */
 export function fromStepStats(stats: StepStats, options: FromStatsOptions = {}): Distribution {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fromStepStats options must be an object');
   const statsTemperature = checkPositiveTemperature('statsTemperature', options.statsTemperature ?? 1);
-  if (!stats || !Array.isArray(stats.topK) || stats.topK.length === 0) {
+  if (typeof stats !== 'object' || stats === null || !Array.isArray(stats.topK) || stats.topK.length === 0) {
     throw new InvalidArgumentError('stats.topK must hold at least one candidate');
   }
   checkNumber('stats.lse', stats.lse, -Number.MAX_VALUE, Number.MAX_VALUE);
   checkNumber('stats.entropy', stats.entropy, -Number.MAX_VALUE, Number.MAX_VALUE);
+  stats.topK.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`stats.topK[${i}] must be { id, logit }`);
+    checkInteger(`stats.topK[${i}].id`, c.id, 0, MAX_U32);
+    checkNumber(`stats.topK[${i}].logit`, c.logit, -Number.MAX_VALUE, Number.MAX_VALUE);
+  });
   const sorted = sortedCandidates(stats.topK.map((c) => c.id), stats.topK.map((c) => c.logit));
-  const vocabSize = options.vocabSize ?? null;
+  const vocabSize = options.vocabSize == null ? null : checkInteger('vocabSize', options.vocabSize, 1, MAX_COUNT);
   const covered = vocabSize !== null && sorted.ids.length >= vocabSize;
   const last = sorted.ids.length - 1;
   const tail: Tail | null = covered ? null : {
@@ -203,6 +227,7 @@ function leads(s: number, id: number, bound: OrderBound): boolean {
 
 /** How many leading candidates are certainly the most probable tokens of the whole support. */
 export function knownLeaders(d: Distribution): number {
+  checkDistribution(d);
   if (!d.tail) return d.ids.length;
   let n = 0;
   while (n < d.ids.length && leads(d.logits[n], d.ids[n], d.tail.bound)) n++;
@@ -218,6 +243,7 @@ export interface Normaliser {
 
 /** LSE and entropy of the whole support, or null when the tail is unknown at this temperature. */
 export function normaliser(d: Distribution): Normaliser | null {
+  checkDistribution(d);
   if (!d.tail) return logSumExpEntropy(d.logits, null);
   const sums = d.tail.sums;
   if (!sums || sums.temperature !== d.temperature) return null;
@@ -251,12 +277,15 @@ function whyUnknown(d: Distribution): string {
 
 /** Probabilities of the candidates (aligned with d.ids), or null when the normaliser is unknown. */
 export function candidateProbabilities(d: Distribution): number[] | null {
+  checkDistribution(d);
   const norm = normaliser(d);
   return norm && d.logits.map((s) => Math.exp(s - norm.lse));
 }
 
 /** ln p of `id`, −∞ if a closed distribution excludes it, null if unknown. */
 export function logProbOf(d: Distribution, id: number): number | null {
+  checkDistribution(d);
+  checkInteger('id', id, 0, MAX_U32);
   const i = d.ids.indexOf(id);
   if (i < 0) return d.tail ? null : -Infinity;
   const norm = normaliser(d);
@@ -268,6 +297,7 @@ export function logProbOf(d: Distribution, id: number): number | null {
  * when its normaliser is known. ε > 0 (CNTP uses 1e-10): closed distributions only. null if unknown.
  */
 export function entropyOf(d: Distribution, epsilon = 0): number | null {
+  checkDistribution(d);
   checkNumber('epsilon', epsilon, 0, 1);
   if (epsilon === 0) return normaliser(d)?.entropy ?? null;
   if (d.tail) return null;
@@ -290,7 +320,9 @@ function keepFirst(d: Distribution, n: number): Distribution {
  * tail token makes the tail sums unknown, and for θ < 1 it may rise to pen(bound) (in any id order).
  */
 export function applyRepetitionPenalty(d: Distribution, penalty: number, history: readonly number[]): Distribution {
+  checkDistribution(d);
   checkNumber('repetitionPenalty', penalty, MIN_PENALTY, MAX_PENALTY);
+  checkHistory(history);
   if (penalty === 1 || history.length === 0) return d;
   const seen = new Set(history);
   const pen = (s: number) => (s < 0 ? s * penalty : s / penalty);
@@ -310,6 +342,7 @@ export function applyRepetitionPenalty(d: Distribution, penalty: number, history
 
 /** Divides the scaled logits by T / d.temperature (so z/T exactly from a raw distribution). */
 export function applyTemperature(d: Distribution, temperature: number): Distribution {
+  checkDistribution(d);
   checkPositiveTemperature('temperature', temperature);
   if (temperature === d.temperature) return d;
   const scale = temperature / d.temperature;
@@ -319,6 +352,7 @@ export function applyTemperature(d: Distribution, temperature: number): Distribu
 
 /** Temperature 0: the most probable token, if it is certainly a candidate. */
 export function greedy(d: Distribution): StageResult {
+  checkDistribution(d);
   if (knownLeaders(d) === 0) {
     return inexact('temperature', 'greedy: a penalised token outside the candidates may now have the largest logit');
   }
@@ -327,6 +361,7 @@ export function greedy(d: Distribution): StageResult {
 
 /** Keeps the k most probable tokens (0 = off). Exact iff the k are known candidates. */
 export function applyTopK(d: Distribution, k: number): StageResult {
+  checkDistribution(d);
   checkInteger('topK', k, 0, MAX_COUNT);
   if (k === 0) return d;
   if (!d.tail) return keepFirst(d, Math.min(k, d.ids.length));
@@ -341,6 +376,7 @@ export function applyTopK(d: Distribution, k: number): StageResult {
  * that leads, so once the leaders' mass reaches p no tail token can stay: exact iff it does.
  */
 export function applyTopP(d: Distribution, p: number): StageResult {
+  checkDistribution(d);
   checkNumber('topP', p, 0, 1);
   if (p === 1) return d;
   const leaders = knownLeaders(d);
@@ -361,6 +397,7 @@ export function applyTopP(d: Distribution, p: number): StageResult {
  * Tail tokens have s ≤ bound, so if bound < s_max + ln min_p none of them stays: exact iff so.
  */
 export function applyMinP(d: Distribution, minP: number): StageResult {
+  checkDistribution(d);
   checkNumber('minP', minP, 0, 1);
   if (minP === 0) return d;
   if (knownLeaders(d) === 0) return inexact('min-p', 'the most probable token is not known');
@@ -381,6 +418,7 @@ export function applyMinP(d: Distribution, minP: number): StageResult {
  * the cut falls among them. Exact iff so.
  */
 export function applyTypical(d: Distribution, tau: number): StageResult {
+  checkDistribution(d);
   checkNumber('typical', tau, 0, 1);
   if (tau === 1) return d;
   const norm = normaliser(d);
@@ -415,6 +453,7 @@ export function applyTypical(d: Distribution, tau: number): StageResult {
  * count found at S_L is also the count at S_L + g and the first token cut is a candidate.
  */
 export function applyTopH(d: Distribution, alpha: number, n: number = TOP_H_DEFAULTS.n): StageResult {
+  checkDistribution(d);
   checkNumber('topH.alpha', alpha, 0, 1);
   checkInteger('topH.n', n, 1, MAX_COUNT);
   const norm = normaliser(d);
@@ -518,6 +557,7 @@ export function samplerParams(options: SamplerOptions = {}): SamplerParams {
 
 /** Whether any stage can cut the vocabulary (else the GPU's full-vocabulary draw is the sample). */
 export function truncates(p: SamplerParams): boolean {
+  checkParams(p);
   return p.topK > 0 || p.topP < 1 || p.minP > 0 || p.typical < 1 || p.topH !== null;
 }
 
@@ -527,6 +567,8 @@ export function truncates(p: SamplerParams): boolean {
  * HF's warpers); each later stage acts on what the previous one kept, renormalised.
  */
 export function truncate(d: Distribution, p: SamplerParams): StageResult {
+  checkDistribution(d);
+  checkParams(p);
   const stages: ((x: Distribution) => StageResult)[] = [
     (x) => (p.topH ? applyTopH(x, p.topH.alpha, p.topH.n) : x),
     (x) => applyTopK(x, p.topK),
@@ -547,6 +589,11 @@ export interface WarpContext {
   history?: readonly number[];
   /** Temperature of the step's stats; defaults to the sampler's (what sampling() asks for). */
   statsTemperature?: number;
+  /**
+   * The model's vocabulary size, when the sampler's params lack it: candidates that cover it (a
+   * full logits row) close the support, so every stage is exact on them.
+   */
+  vocabSize?: number;
 }
 
 /**
@@ -555,11 +602,22 @@ export interface WarpContext {
  * temperature → top-k → top-p) and entropyOf() of it.
  */
 export function warp(stats: StepStats, params: SamplerParams, context: WarpContext = {}): StageResult {
+  checkParams(params);
+  if (typeof context !== 'object' || context === null) throw new InvalidArgumentError('the warp context must be an object');
   const statsTemperature = context.statsTemperature ?? (params.temperature > 0 ? params.temperature : 1);
-  const raw = fromStepStats(stats, { statsTemperature, vocabSize: params.vocabSize });
+  const vocabSize = context.vocabSize === undefined ? params.vocabSize : checkInteger('vocabSize', context.vocabSize, 1, MAX_COUNT);
+  const raw = fromStepStats(stats, { statsTemperature, vocabSize });
   const penalized = applyRepetitionPenalty(raw, params.repetitionPenalty, checkHistory(context.history ?? []));
   if (params.temperature === 0) return greedy(penalized);
   return truncate(applyTemperature(penalized, params.temperature), params);
+}
+
+/** SamplerParams come from samplerParams(); anything else is rejected, not guessed at. */
+function checkParams(p: SamplerParams): SamplerParams {
+  if (typeof p !== 'object' || p === null || typeof p.temperature !== 'number') {
+    throw new InvalidArgumentError('sampler params must be what samplerParams() returns');
+  }
+  return p;
 }
 
 function checkHistory(history: readonly number[]): readonly number[] {
@@ -573,6 +631,7 @@ function checkHistory(history: readonly number[]): readonly number[] {
  * cumulative weight exceeds u·total (weights e^(s − s_max), in the candidates' order).
  */
 export function drawIndex(d: Distribution, u: number): number {
+  checkDistribution(d);
   if (d.tail) throw new InvalidArgumentError('drawIndex needs a closed distribution (a truncation must have applied)');
   checkNumber('u', u, 0, 1);
   const weights = d.logits.map((s) => Math.exp(s - d.logits[0]));

@@ -1,10 +1,10 @@
 // Greedy and sampled decoding through the sampler pipeline (samplers.ts): one token per step,
 // chosen from the GPU's top-K and exact log-sum-exp; when those cannot decide a truncation, from
 // the full logits row of that step.
-import { InvalidArgumentError, checkNumber } from '../errors.ts';
+import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkRuntime } from './decoder.ts';
 import {
   MAX_TEMPERATURE, MIN_TEMPERATURE, type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary,
   truncates,
@@ -32,6 +32,7 @@ export class SamplingDecoder implements Decoder {
 
   /** `statsTemperature`: see the field; default the sampler's temperature (1 for greedy). */
   constructor(options: SamplingDecoderOptions = {}, statsTemperature?: number) {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('decoder options must be an object');
     const { seed = 0, ...samplerOptions } = options;
     this.sampler = createSampler(samplerOptions);
     this.seed = seed;
@@ -57,13 +58,22 @@ export class SamplingDecoder implements Decoder {
   async draw(
     ctx: DecodeContext, stats: StepStats, row: number, pos: number, history: readonly number[], statsRow = row,
   ): Promise<SampledToken> {
+    if (typeof ctx !== 'object' || ctx === null) throw new InvalidArgumentError('draw() needs the DecodeContext');
+    checkRuntime('ctx.runtime', ctx.runtime);
+    checkInteger('statsRow', statsRow, 0, 0xffffffff);
     const key = { seed: this.seed, row, pos, history, statsTemperature: this.statsTemperature };
     const first = this.sampler.sample(stats, key);
     if (!needsFullVocabulary(first)) return first;
     this.fullVocabularySteps++;
     const temperature = this.sampler.params.temperature || 1;
-    const full = this.sampler.sample(await ctx.runtime.fullStats(statsRow, temperature), { ...key, statsTemperature: temperature });
-    if (needsFullVocabulary(full)) throw new Error(`sampler undecidable on the full vocabulary: ${full.reason}`);
+    const fullRow = await ctx.runtime.fullStats(statsRow, temperature);
+    const vocabSize = ctx.runtime.vocabSize;
+    if (fullRow.topK.length < vocabSize) {
+      throw new InvalidArgumentError(`runtime.fullStats must list all ${vocabSize} vocabulary entries, got ${fullRow.topK.length}`);
+    }
+    // Every entry is a candidate: the support is closed and every stage exact on it.
+    const full = this.sampler.sample(fullRow, { ...key, statsTemperature: temperature, vocabSize });
+    if (needsFullVocabulary(full)) throw new InvalidArgumentError(`the sampler is undecidable on the full logits row: ${full.reason}`);
     return full;
   }
 
@@ -73,7 +83,13 @@ export class SamplingDecoder implements Decoder {
    * temperature), read from the full logits row of `statsRow` at the sampler's temperature.
    */
   async logProb(ctx: DecodeContext, drawn: SampledToken, statsRow: number): Promise<number> {
+    if (typeof drawn !== 'object' || drawn === null || drawn.needsFullVocabulary !== false) {
+      throw new InvalidArgumentError('logProb() needs a token returned by draw()');
+    }
     if (drawn.logProb !== null) return drawn.logProb;
+    if (typeof ctx !== 'object' || ctx === null) throw new InvalidArgumentError('logProb() needs the DecodeContext');
+    checkRuntime('ctx.runtime', ctx.runtime);
+    checkInteger('statsRow', statsRow, 0, 0xffffffff);
     const temperature = this.sampler.params.temperature || 1;
     const full = await ctx.runtime.fullStats(statsRow, temperature);
     const c = full.topK.find((x) => x.id === drawn.tokenId);
@@ -82,6 +98,7 @@ export class SamplingDecoder implements Decoder {
   }
 
   async next(ctx: DecodeContext): Promise<Emission> {
+    checkDecodeContext(ctx);
     const { tokenId } = await this.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
     return { tokens: [tokenId], stats: [ctx.stats] };
   }

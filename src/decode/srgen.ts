@@ -6,10 +6,10 @@
 // The optimisation runs on the GPU (runtime.reflect: fused cross-entropy kernels, AdamW on the CPU).
 // Monitoring starts at the second generated token: the token the prefill forward produced is
 // never checked and never enters the entropy history, as in the authors' code.
-import { checkInteger, checkNumber } from '../errors.ts';
+import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import type { DecodeContext, Decoder, Emission } from './decoder.ts';
+import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkPrompt, checkRuntime } from './decoder.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 
 export interface SrgenThresholdOptions {
@@ -57,12 +57,27 @@ export const SRGEN_DEFAULTS = {
  * threshold over the last N" read that way: a spike does not raise its own threshold).
  */
 export function srgenThreshold(history: readonly number[], o: SrgenThresholdOptions = SRGEN_DEFAULTS): number {
+  if (!Array.isArray(history)) throw new InvalidArgumentError('history must be an array of entropies');
+  checkThresholdOptions(o);
   const n = o.window;
-  if (history.length < n || n < 1) return o.theta0;
+  if (history.length < n) return o.theta0;
   const last = history.slice(history.length - n);
+  last.forEach((h, i) => checkNumber(`history[${history.length - n + i}]`, h, -Number.MAX_VALUE, Number.MAX_VALUE));
   const mean = last.reduce((a, b) => a + b, 0) / n;
   const variance = n > 1 ? last.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1) : 0;
   return Math.max(mean + o.k * Math.max(Math.sqrt(variance), o.sigmaMin), o.thetaMin);
+}
+
+/** Throws InvalidArgumentError naming the first threshold option out of range. */
+function checkThresholdOptions(o: SrgenThresholdOptions): SrgenThresholdOptions {
+  if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('threshold options must be an object { window, k, sigmaMin, thetaMin, theta0 }');
+  return {
+    window: checkInteger('window', o.window, 1, 1 << 20),
+    k: checkNumber('k', o.k, 0, 1e3),
+    sigmaMin: checkNumber('sigmaMin', o.sigmaMin, 0, 1e3),
+    thetaMin: checkNumber('thetaMin', o.thetaMin, 0, 1e3),
+    theta0: checkNumber('theta0', o.theta0, 0, 1e3),
+  };
 }
 
 export class SrgenDecoder implements Decoder {
@@ -81,15 +96,12 @@ export class SrgenDecoder implements Decoder {
   private generated = 0;
 
   constructor(o: SrgenOptions = {}) {
+    if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('SRGen options must be an object');
     const { lambda, lr, optSteps, maxReflections, window, k, sigmaMin, thetaMin, theta0, ...sampling } = o;
     const d = SRGEN_DEFAULTS;
-    this.threshold = {
-      window: checkInteger('window', window ?? d.window, 1, 1 << 20),
-      k: checkNumber('k', k ?? d.k, 0, 1e3),
-      sigmaMin: checkNumber('sigmaMin', sigmaMin ?? d.sigmaMin, 0, 1e3),
-      thetaMin: checkNumber('thetaMin', thetaMin ?? d.thetaMin, 0, 1e3),
-      theta0: checkNumber('theta0', theta0 ?? d.theta0, 0, 1e3),
-    };
+    this.threshold = checkThresholdOptions({
+      window: window ?? d.window, k: k ?? d.k, sigmaMin: sigmaMin ?? d.sigmaMin, thetaMin: thetaMin ?? d.thetaMin, theta0: theta0 ?? d.theta0,
+    });
     this.lambda = checkNumber('lambda', lambda ?? d.lambda, 0, 1);
     this.lr = checkNumber('lr', lr ?? d.lr, 0, 10);
     this.optSteps = checkInteger('optSteps', optSteps ?? d.optSteps, 0, 100);
@@ -112,6 +124,8 @@ export class SrgenDecoder implements Decoder {
 
   /** Runs the prompt on row 0 (as the engine would) and starts a generation: no history yet. */
   async start(runtime: DecodeRuntime, prompt: readonly number[]): Promise<StepStats> {
+    checkRuntime('runtime', runtime);
+    checkPrompt(prompt);
     this.history.length = 0;
     this.reflections = 0;
     this.generated = 0;
@@ -119,6 +133,7 @@ export class SrgenDecoder implements Decoder {
   }
 
   async next(ctx: DecodeContext): Promise<Emission> {
+    checkDecodeContext(ctx);
     // The prefill forward's token is never checked and never enters the history.
     if (this.generated++ === 0) return this.base.next(ctx);
     if (this.reflections >= this.maxReflections) return this.base.next(ctx); // budget spent: stop monitoring

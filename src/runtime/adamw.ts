@@ -3,6 +3,7 @@
 //   θ ← θ − lr·wd·θ;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   θ ← θ − lr·m̂ / (√v̂ + eps),  m̂ = m/(1−β1^t),  v̂ = v/(1−β2^t)
 // From θ = 0 the first step is −lr·g/(|g| + eps) ≈ −lr·sign(g) per coordinate.
+import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 
 export interface AdamWOptions {
   lr: number;
@@ -24,9 +25,13 @@ export class AdamW {
 
   /** Parameters start at 0 (SRGen's δ) unless `initial` is given. */
   constructor(size: number, options: Partial<AdamWOptions> = {}, initial?: ArrayLike<number>) {
-    this.options = { ...SRGEN_ADAMW, ...options };
+    checkInteger('AdamW size', size, 0, 1 << 30);
+    this.options = checkOptions(options);
+    if (initial !== undefined) {
+      checkVector('AdamW initial', initial);
+      if (initial.length !== size) throw new InvalidArgumentError(`AdamW: ${initial.length} initial values for ${size} parameters`);
+    }
     this.params = initial ? Float64Array.from(initial) : new Float64Array(size);
-    if (this.params.length !== size) throw new RangeError(`AdamW: ${this.params.length} initial values for ${size} parameters`);
     this.m = new Float64Array(size);
     this.v = new Float64Array(size);
   }
@@ -39,7 +44,8 @@ export class AdamW {
   /** One step with gradient `grad`; returns the parameters. */
   step(grad: ArrayLike<number>): Float64Array {
     const { lr, weightDecay, eps, beta1, beta2 } = this.options;
-    if (grad.length !== this.params.length) throw new RangeError(`AdamW: gradient of ${grad.length} for ${this.params.length} parameters`);
+    checkVector('AdamW gradient', grad);
+    if (grad.length !== this.params.length) throw new InvalidArgumentError(`AdamW: gradient of ${grad.length} for ${this.params.length} parameters`);
     this.t++;
     const c1 = 1 - beta1 ** this.t;
     const c2 = 1 - beta2 ** this.t;
@@ -51,5 +57,31 @@ export class AdamW {
       this.params[i] -= (lr * (this.m[i] / c1)) / (Math.sqrt(this.v[i] / c2) + eps);
     }
     return this.params;
+  }
+}
+
+const OPTION_KEYS = new Set(['lr', 'weightDecay', 'eps', 'beta1', 'beta2']);
+
+/** The settings over SRGEN_ADAMW, each finite and in range (InvalidArgumentError naming it). */
+function checkOptions(options: Partial<AdamWOptions>): AdamWOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('AdamW options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new InvalidArgumentError(`unknown AdamW option ${key}`);
+  }
+  const o = { ...SRGEN_ADAMW, ...options };
+  return {
+    lr: checkNumber('lr', o.lr, 0, Number.MAX_VALUE),
+    weightDecay: checkNumber('weightDecay', o.weightDecay, 0, Number.MAX_VALUE),
+    eps: checkNumber('eps', o.eps, Number.MIN_VALUE, Number.MAX_VALUE),
+    beta1: checkNumber('beta1', o.beta1, 0, 1 - Number.EPSILON / 2),
+    beta2: checkNumber('beta2', o.beta2, 0, 1 - Number.EPSILON / 2),
+  };
+}
+
+/** An array-like of finite numbers (a NaN gradient would silently poison every later step). */
+function checkVector(name: string, v: ArrayLike<number>): void {
+  if (typeof v !== 'object' || v === null || !Number.isInteger(v.length)) throw new InvalidArgumentError(`${name} must be an array of numbers`);
+  for (let i = 0; i < v.length; i++) {
+    if (typeof v[i] !== 'number' || !Number.isFinite(v[i])) throw new InvalidArgumentError(`${name}[${i}] must be a finite number, got ${String(v[i])}`);
   }
 }
