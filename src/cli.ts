@@ -1,8 +1,8 @@
 // `forkwise generate …`: the engine from the command line, on Node's WebGPU.
 import { parseArgs } from 'node:util';
-import { type GenerateOptions, type GenerationResult, checkGenerateOptions } from './engine.ts';
+import { type GenerateOptions, type GenerationResult, type ModelInfo, checkGenerateOptions } from './engine.ts';
 import { ForkwiseError, InvalidArgumentError } from './errors.ts';
-import { bundledModel, createNodeEngine, readLocal } from './node/index.ts';
+import { bundledModel, createNodeEngine, modelFromPath, readLocal } from './node/index.ts';
 
 const USAGE = `usage: forkwise generate [options]
   --prompt TEXT          prompt (default: empty, i.e. BOS only)
@@ -23,9 +23,15 @@ const USAGE = `usage: forkwise generate [options]
                          SRGen (temperature default 0.6): entropy-term weight (0.05), AdamW rate
                          (0.01) and steps (3), reflections at most (20), threshold window (25),
                          K (4), σ_min (0.5), θ_min (1.8), θ_0 (3.0)
-  --model PATH           llama2.c checkpoint (default: the bundled stories15M)
-  --tokenizer PATH       tokenizer.bin (default: the bundled one)
-  --json                 print one JSON object instead of streaming text`;
+  --model PATH           a llama2.c checkpoint, a .gguf file, a Hugging Face folder (config.json,
+                         *.safetensors, tokenizer.json), a URL, or hf:Owner/Name (default: the
+                         bundled stories15M)
+  --tokenizer PATH       tokenizer.bin of a llama2.c checkpoint (default: the bundled one; other
+                         formats carry their own tokenizer)
+  --chat                 apply the model's chat template to --prompt (one user message)
+  --context N            positions to allocate (default: min(trained context, 4096))
+  --json                 print one JSON object instead of streaming text
+Numbers may be negative or infinite as written: --tau -inf, --seed -1.`;
 
 function numberOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -36,8 +42,12 @@ function numberOption(name: string, value: string | undefined): number | undefin
   return n;
 }
 
-export function toJson(r: GenerationResult) {
+export function toJson(r: GenerationResult, model: ModelInfo) {
   return {
+    model: {
+      architecture: model.config.architecture, format: model.format, dtype: model.dtype,
+      parameters: model.parameterCount, gpu_bytes: model.gpuBytes, context: model.contextLength, load_ms: model.loadMs,
+    },
     tokens: r.tokens,
     text: r.text,
     steps: r.steps.map((s) => ({
@@ -51,16 +61,32 @@ export function toJson(r: GenerationResult) {
   };
 }
 
+/**
+ * `--tau -inf` as `--tau=-inf`: parseArgs takes a value that starts with '-' for an option of its
+ * own, so a negative or infinite number after a valued option is joined to it first.
+ */
+function joinNegativeNumbers(args: string[], valued: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') ? args[i].slice(2) : null;
+    const next = args[i + 1];
+    if (name && valued.has(name) && next !== undefined && /^-(\d|\.\d|inf)/i.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command !== 'generate') {
     console.error(USAGE);
     return command === '--help' || command === '-h' ? 0 : 2;
   }
-  const { values } = parseArgs({
-    args: rest,
-    strict: true,
-    options: {
+  const options_ = {
       prompt: { type: 'string', default: '' },
       'max-tokens': { type: 'string' },
       decoder: { type: 'string', default: 'greedy' },
@@ -88,10 +114,13 @@ export async function main(argv: string[]): Promise<number> {
       'theta-min': { type: 'string' },
       theta0: { type: 'string' },
       model: { type: 'string', default: bundledModel.model },
-      tokenizer: { type: 'string', default: bundledModel.tokenizer },
+      tokenizer: { type: 'string' },
+      chat: { type: 'boolean', default: false },
+      context: { type: 'string' },
       json: { type: 'boolean', default: false },
-    },
-  });
+  } as const;
+  const valued = new Set(Object.entries(options_).filter(([, o]) => o.type === 'string').map(([k]) => k));
+  const { values } = parseArgs({ args: joinNegativeNumbers(rest, valued), strict: true, options: options_ });
   const options: GenerateOptions = {
     maxTokens: numberOption('max-tokens', values['max-tokens']),
     decoder: values.decoder as GenerateOptions['decoder'],
@@ -117,18 +146,23 @@ export async function main(argv: string[]): Promise<number> {
     sigmaMin: numberOption('sigma-min', values['sigma-min']),
     thetaMin: numberOption('theta-min', values['theta-min']),
     theta0: numberOption('theta0', values.theta0),
+    chat: values.chat,
   };
+  const contextLength = numberOption('context', values.context);
   checkGenerateOptions(options); // fail on bad options before spending seconds on loading
   const engine = await createNodeEngine();
   const smallModel = values['small-model'] ?? (options.decoder === 'ead' ? bundledModel.smallModel : undefined);
-  await engine.loadModel({
-    model: await readLocal(values.model!),
-    tokenizer: await readLocal(values.tokenizer!),
-    smallModel: smallModel === undefined ? undefined : await readLocal(smallModel),
+  // llama2.c checkpoints (.bin) take the bundled tokenizer.bin unless told otherwise; other formats carry theirs.
+  const tokenizer = values.tokenizer ?? (values.model!.endsWith('.bin') ? bundledModel.tokenizer : undefined);
+  const info = await engine.loadModel({
+    model: await modelFromPath(values.model!),
+    tokenizer: tokenizer === undefined ? undefined : await readLocal(tokenizer),
+    smallModel: smallModel === undefined ? undefined : await modelFromPath(smallModel),
+    contextLength,
   });
   const generation = engine.generate(values.prompt!, options);
   if (values.json) {
-    console.log(JSON.stringify(toJson(await generation.complete())));
+    console.log(JSON.stringify(toJson(await generation.complete(), info)));
   } else {
     for await (const step of generation) process.stdout.write(step.text);
     const r = await generation.result;

@@ -101,7 +101,7 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>, options: Gg
   if (addEos && eosId === null) throw new TokenizerFormatError('GGUF vocabulary adds EOS but has no tokenizer.ggml.eos_token_id');
   json.post_processor = templateProcessing(vocab, addBos ? bosId : null, addEos ? eosId : null);
 
-  const config: Record<string, unknown> = {};
+  const config: Record<string, unknown> = { add_bos_token: addBos };
   const named: [string, string][] = [
     ['bos_token', 'tokenizer.ggml.bos_token_id'],
     ['eos_token', 'tokenizer.ggml.eos_token_id'],

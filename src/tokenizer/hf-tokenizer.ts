@@ -43,6 +43,12 @@ const MID_TEXT_ANCHORS = ['\n', 'a', ' ', '0'];
 export class HfTokenizer implements TextTokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
+  /**
+   * A prompt starts with BOS: tokenizer_config's add_bos_token, or where it is absent, whether
+   * there is a bos_token (as llama.cpp adds BOS for Llama 3's vocabulary). Tokenizer files whose
+   * post-processor does not add it themselves (some Llama 3 copies) still get it.
+   */
+  readonly addsBos: boolean;
   readonly eosIds: readonly number[];
   readonly chatTemplate: string | null;
   private readonly tokenizer: Tokenizer;
@@ -75,6 +81,7 @@ export class HfTokenizer implements TextTokenizer {
     this.hidden = hidden;
 
     this.bosId = options.bosId !== undefined ? this.checkOptionId('bosId', options.bosId) : this.idOfConfigToken(config.bos_token) ?? null;
+    this.addsBos = this.bosId !== null && (typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true);
     const eos = options.baseEosIds ?? [this.idOfConfigToken(config.eos_token)].filter((id) => id !== undefined);
     const extra = options.eosIds ?? [];
     if (!Array.isArray(extra)) throw new InvalidArgumentError(`eosIds must be an array of token ids, got ${describe(extra)}`);
@@ -126,7 +133,9 @@ export class HfTokenizer implements TextTokenizer {
       throw new TokenizerFormatError(`the tokenizer failed on this text: ${message(error)}`);
     }
     // A piece with no id and no unk token is dropped, as the Rust tokenizers drop it.
-    return ids.every((id) => id !== undefined) ? (ids as number[]) : (ids.filter((id) => id !== undefined) as number[]);
+    const out = ids.every((id) => id !== undefined) ? (ids as number[]) : (ids.filter((id) => id !== undefined) as number[]);
+    if (special && this.addsBos && out[0] !== this.bosId) out.unshift(this.bosId!);
+    return out;
   }
 
   decode(ids: readonly number[]): string {

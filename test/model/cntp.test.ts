@@ -44,7 +44,7 @@ describe('CNTP on stories15M', () => {
       assert.deepEqual((e as unknown as { texts: string[] }).texts, e.tokens.map((t) => tok.decode(t)));
       for (const trial of e.tokens) {
         const last = trial.at(-1)!;
-        const stopped = stops.has(last) || last === tok.bosId || last === tok.eosId;
+        const stopped = stops.has(last) || last === tok.bosId || tok.eosIds.includes(last) || last === 2;
         assert.ok(stopped || e.pos + trial.length >= r.promptTokenCount - 1 + base.maxTokens!, `trial ${trial} ends at a stop token or the budget`);
         trial.slice(0, -1).forEach((t) => assert.ok(!stops.has(t), 'no stop token inside a trial'));
       }

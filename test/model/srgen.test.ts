@@ -76,7 +76,7 @@ describe('SRGen on stories15M', () => {
   const sampling: SamplingParams = { temperature: 0.6, seed: 5, statsTemperature: 0.6 };
 
   test('every position of row 0 keeps its final hidden state (prefill and decode steps)', async () => {
-    const tokens = engine.tokenizer.encode('Lily and Ben', { bos: true });
+    const tokens = engine.tokenizer.encode('Lily and Ben');
     session.reset();
     const runtime = new SessionRuntime(session);
     await runtime.feed(tokens, sampling);
@@ -98,7 +98,7 @@ describe('SRGen on stories15M', () => {
   });
 
   test('reflect with 0 steps (δ = 0) gives the plain step\'s stats', async () => {
-    const tokens = engine.tokenizer.encode(prompt, { bos: true });
+    const tokens = engine.tokenizer.encode(prompt);
     session.reset();
     const runtime = new SessionRuntime(session);
     const plain = await runtime.feed(tokens, sampling);

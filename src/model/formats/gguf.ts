@@ -324,9 +324,10 @@ function checkOverlaps(c: Cursor, list: TensorInfo[]): void {
 }
 
 /** The type that holds the most bytes of the model's tensors. */
+/** The type most parameters are stored in (a Q4_K_M mix is Q4_K, though its Q6_K tensors may weigh more). */
 function dominantType(tensors: Map<string, TensorInfo>): TensorType {
   const bytes = new Map<TensorType, number>();
-  for (const t of tensors.values()) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.byteLength);
+  for (const t of tensors.values()) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.shape.reduce((a, b) => a * b, 1));
   let best: TensorType = 'F32';
   let most = -1;
   for (const [type, n] of bytes) if (n > most) [best, most] = [type, n];
