@@ -1,4 +1,4 @@
-// `npm run bench`: the Playwright-driven benchmark (DESIGN.md §6). Not part of `npm test`.
+// `npm run bench`: the Playwright-driven benchmark (docs/algorithms.md §6). Not part of `npm test`.
 //
 // One headless Chromium, each system's page loaded once (model loaded once), then
 // `warmup` rounds that are discarded and `runs` measured rounds; every round runs the systems

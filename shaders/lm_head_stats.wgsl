@@ -1,4 +1,4 @@
-// The LM head fused with the statistics of its softmax (DESIGN §2). Logits never leave registers:
+// The LM head fused with the statistics of its softmax (docs/algorithms.md §2). Logits never leave registers:
 //
 //   lm_head: each invocation computes the logits of a strided set of vocabulary columns
 //            (transposed classifier [DIM][V/4] vec4) and folds each one into running

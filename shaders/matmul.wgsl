@@ -1,6 +1,6 @@
 // y[t] = x[t] · W (or y[t] += x[t] · W: the residual add, fused). W is stored transposed as
 // [K][N/4] vec4, so neighbouring invocations stream neighbouring bytes: the fastest matmul pattern
-// on SwiftShader (DESIGN §7). Each invocation owns two output vec4s, HALF apart, and reads x four
+// on SwiftShader (measured in bench/kernels.ts). Each invocation owns two output vec4s, HALF apart, and reads x four
 // features at a time; both cut loads per multiply-add, which is what bounds SwiftShader here
 // (measured in bench/kernels.ts). Each output is still summed serially over k, as llama2.c does.
 // Entry points: `gemv` takes one token row per invocation (decode), `gemm` four (prefill,

@@ -1,4 +1,4 @@
-// The fused log-sum-exp cross-entropy of SRGen (DESIGN §4), forward and backward, without ever
+// The fused log-sum-exp cross-entropy of SRGen (algorithms.md §4), forward and backward, without ever
 // storing the T×V logits. With x_t = h_t + δ (h_t the final-normed hidden state of position t,
 // δ one vector added at the LM-head input), z_t = W·x_t, targets y_t = x_{t+1} for t < T−1:
 //
@@ -15,7 +15,7 @@
 //             LM head) and, for each pair, runs over ALL positions in blocks of eight: 8 × 8 logits
 //             in registers per block, folded into that position's running (max m, Σe^(z−m)) and the
 //             target's logit; the last position is folded a second time at 1/T_s with A = Σe^(s−m)(s−m)
-//             for its entropy (DESIGN §2). Partials: one per (position, invocation).
+//             for its entropy (algorithms.md §2). Partials: one per (position, invocation).
 //   merge:    one workgroup per position row merges the partials: LSE, target logit, nll; and for the
 //             extra row T the last position's LSE and entropy at T_s.
 //   loss:     one invocation: CE (mean nll) and the loss.
@@ -139,7 +139,7 @@ fn pair(c: u32) -> Pair {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-// Merges the running sums (m2, z2, a2) into p (both taken against their own max; DESIGN §2).
+// Merges the running sums (m2, z2, a2) into p (both taken against their own max; algorithms.md §2).
 fn merge_sums(p: vec4<f32>, m2: f32, z2: f32, a2: f32) -> vec4<f32> {
   if (z2 == 0.0) { return p; }
   if (p.y == 0.0) { return vec4<f32>(m2, z2, a2, p.w); }

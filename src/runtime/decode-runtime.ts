@@ -5,7 +5,7 @@ import { AdamW, type AdamWOptions } from './adamw.ts';
 import type { SamplingParams, Session } from './session.ts';
 import type { StepStats } from './stats.ts';
 
-/** SRGen's reflection (DESIGN §4): optimise δ at the LM-head input over the known context. */
+/** SRGen's reflection (algorithms.md §4): optimise δ at the LM-head input over the known context. */
 export interface ReflectOptions {
   /** Every token of row 0 so far, BOS first (one per filled position); targets are tokens[1..]. */
   tokens: readonly number[];

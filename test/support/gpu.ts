@@ -296,7 +296,7 @@ export interface StatsRef {
   order: number[];
 }
 
-/** The StepStats of one logits row in float64 (DESIGN §2). */
+/** The StepStats of one logits row in float64 (algorithms.md §2). */
 export function statsRef(z: ArrayLike<number>, invTemp = 1): StatsRef {
   const n = z.length;
   let maxLogit = -Infinity;

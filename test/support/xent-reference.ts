@@ -1,4 +1,4 @@
-// float64 reference of SRGen's loss and its gradient (DESIGN §4; shaders/xent.wgsl):
+// float64 reference of SRGen's loss and its gradient (algorithms.md §4; shaders/xent.wgsl):
 //
 //   x_t = h_t + δ,  z_t = W·x_t,  y_t = x_{t+1} (the targets, t < T−1)
 //   CE   = 1/(T−1) · Σ_{t<T−1} (LSE(z_t) − z_t[y_t])     (0 when T = 1)

@@ -209,7 +209,7 @@ interface ForwardTolerance {
  * LSE is 1-Lipschitz in the max norm of the logits, so the logit errors add max_v e[t][v]; the
  * reduction adds ε_Z + log's error + U·|LSE| (m + ln Z). nll = LSE − z_y: both errors + U|nll|.
  * CE: a serial sum of T−1 nll (≤ T·U·Σ|nll|) and a division (U). At T_s, s = fl(z·inv) adds U|s|.
- * Entropy H = ln Z − A/Z (DESIGN §2), as the LM-head test bounds it (kernels-stats.test.ts): A's
+ * Entropy H = ln Z − A/Z (algorithms.md §2), as the LM-head test bounds it (kernels-stats.test.ts): A's
  * terms e^x·x carry Z's ε and their own x's error (2S + R)U, and the merges' d·z and (a + d·z)
  * terms a few roundings more: |Δμ| ≤ (3ε_Z + 5U)·G + (2S + R)U with G = E_q[m − s]; logit errors
  * δ_s propagate with |∂H/∂s_j| = q_j|s_j − s̄|, i.e. ≤ δ_s·E_q|s − s̄| (+ δ_s²·(1 + Var) for the
