@@ -31,7 +31,7 @@ const USAGE = `usage: forkwise generate [options]
   --chat                 apply the model's chat template to --prompt (one user message)
   --context N            positions to allocate (default: min(trained context, 4096))
   --json                 print one JSON object instead of streaming text
-Numbers may be negative or infinite as written: --tau -inf, --seed -1.`;
+Numbers may be negative or infinite as written: --tau -inf.`;
 
 function numberOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

@@ -2,6 +2,7 @@
 // row; rows fork by GPU copy. Every batched result must equal the same row run alone.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { InvalidArgumentError } from '../../src/errors.ts';
 import type { Session, TokenInput } from '../../src/runtime/session.ts';
 import type { StepStats } from '../../src/runtime/stats.ts';
 import { goldens, modelSession } from '../support/engine.ts';
@@ -99,6 +100,7 @@ describe('batched rows and KV fork (stories15M)', () => {
     await assert.rejects(session.step([{ id: 1, pos: 0, row: 99 }]), /does not exist/);
     session.kv.lengths[2] = 256;
     await assert.rejects(session.step([{ id: 1, pos: 256, row: 2 }]), /exceed the context of 256/);
-    assert.throws(() => session.kv.rollback(2, 300), RangeError);
+    // A typed error, as everywhere in the public API (it was a RangeError).
+    assert.throws(() => session.kv.rollback(2, 300), InvalidArgumentError);
   });
 });
