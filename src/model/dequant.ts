@@ -86,7 +86,7 @@ export function dequantize(type: TensorType, bytes: Uint8Array, count: number): 
   }
   const b = bytes;
   // Hosts are little-endian (as WebGPU's are), so F32 bytes are the values already.
-  if (type === 'F32') return new Float32Array(b.slice(0, 4 * count).buffer);
+  if (type === 'F32') return new Float32Array(Uint8Array.prototype.slice.call(b, 0, 4 * count).buffer); // a copy, also of a Node Buffer
   const out = new Float32Array(count);
   const half = halves();
   const f16 = (at: number) => half[b[at] | (b[at + 1] << 8)];
