@@ -78,6 +78,7 @@ describe('SRGen on stories15M', () => {
   test('every position of row 0 keeps its final hidden state (prefill and decode steps)', async () => {
     const tokens = engine.tokenizer.encode('Lily and Ben');
     session.reset();
+    await session.keepHiddenStates(); // as generate() does for SRGen
     const runtime = new SessionRuntime(session);
     await runtime.feed(tokens, sampling);
     const extra = [263, 3186];
@@ -100,6 +101,7 @@ describe('SRGen on stories15M', () => {
   test('reflect with 0 steps (δ = 0) gives the plain step\'s stats', async () => {
     const tokens = engine.tokenizer.encode(prompt);
     session.reset();
+    await session.keepHiddenStates();
     const runtime = new SessionRuntime(session);
     const plain = await runtime.feed(tokens, sampling);
     const r = await runtime.reflect({ tokens, lambda: 0.05, steps: 0, temperature: 0.6, sampling });
