@@ -1,7 +1,7 @@
-// CNTP — Cautious Next Token Prediction (DESIGN §4). Where the model hesitates (high entropy of
-// the warped distribution), run N independent trials to the next punctuation and keep the one
-// with the lowest perplexity. Trials run as batched KV rows: each step reads the weights once for
-// all of them.
+// CNTP — Cautious Next Token Prediction (algorithms.md §4). Where the model hesitates (high
+// entropy of the warped distribution), run N independent trials to the next punctuation and keep
+// the one with the lowest perplexity. Trials run as batched KV rows: each step reads the weights
+// once for all of them.
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext } from './decoder.ts';
@@ -132,7 +132,7 @@ export class CntpDecoder implements Decoder {
 }
 
 /**
- * CNTP's H (DESIGN §4 step 1): −Σ p ln(p + 1e-10) over the warped, truncated set; with no
+ * CNTP's H (algorithms.md §4 step 1): −Σ p ln(p + 1e-10) over the warped, truncated set; with no
  * truncating stage (top-k 0, top-p 1) the entropy of the full softmax at T, which the step's
  * statistics carry (exact lse and entropy at the sampling temperature).
  */

@@ -1,8 +1,8 @@
-// EAD — Entropy Adaptive Decoding (DESIGN §4): a small and a large model sharing a vocabulary.
-// The rolling mean of the active model's entropy (bits, raw logits) picks the model: above τ the
-// large one, at or below τ the small one, each switch only after the active model has produced
-// d_min tokens. Each model keeps its own KV cache, synced up to some position; switching into a
-// model first feeds it, in one batched step, every token committed since it was last active.
+// EAD — Entropy Adaptive Decoding (algorithms.md §4): a small and a large model sharing a
+// vocabulary. The rolling mean of the active model's entropy (bits, raw logits) picks the model:
+// above τ the large one, at or below τ the small one, each switch only after the active model has
+// produced d_min tokens. Each model keeps its own KV cache, synced up to some position; switching
+// into a model first feeds it, in one batched step, every token committed since it was last active.
 //
 // Choices the paper leaves open (documented in README):
 // * The start: the small model reads the prompt; if its entropy at the last prompt position is

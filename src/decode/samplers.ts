@@ -1,6 +1,6 @@
-// Samplers (DESIGN §4): repetition penalty → temperature → top-k → top-p → min-p → typical, as
-// HF transformers applies them, then one draw from what is left, renormalised, with the
-// counter-based RNG of rng.ts keyed by (seed, KV row, position, counter). Top-H, when on, runs
+// Samplers (algorithms.md §4): repetition penalty → temperature → top-k → top-p → min-p →
+// typical, as HF transformers applies them, then one draw from what is left, renormalised, with
+// the counter-based RNG of rng.ts keyed by (seed, KV row, position, counter). Top-H, when on, runs
 // first after temperature, on the full distribution at T (its authors pass it as a custom logits
 // processor, which HF applies before its warpers); the other stages then act on what it kept.
 //
@@ -250,7 +250,7 @@ export function normaliser(d: Distribution): Normaliser | null {
   return logSumExpEntropy(d.logits, sums);
 }
 
-/** DESIGN §2's (m, Z, A) reduction over the candidates plus the tail sums. */
+/** algorithms.md §2's (m, Z, A) reduction over the candidates plus the tail sums. */
 function logSumExpEntropy(logits: readonly number[], tail: TailSums | null): Normaliser {
   const withTail = tail !== null && tail.z > 0;
   const m = withTail ? Math.max(logits[0], tail.ref) : logits[0];
@@ -445,12 +445,12 @@ export function applyTypical(d: Distribution, tau: number): StageResult {
 }
 
 /**
- * Top-H (DESIGN §4): q = the top-n probabilities, descending; S_m = −Σ_{i≤m} q_i ln q_i; keep the
- * largest m ≥ 1 with S_m ≤ α·S_n (α near 0 keeps 1, α = 1 keeps n). When fewer than n tokens are
- * known (n = 100 > K = 64), S_n ∈ [S_L, S_L + g] with L the leading candidates and g the most the
- * r = n − L unknown tokens can add: each q ≤ q_bound, together ≤ 1 − Σ_L q, and −x ln x is concave
- * and increasing below 1/e, so g = r·φ(x), x = min(q_bound, (1 − Σ_L q)/r, 1/e). Exact iff the
- * count found at S_L is also the count at S_L + g and the first token cut is a candidate.
+ * Top-H (algorithms.md §4): q = the top-n probabilities, descending; S_m = −Σ_{i≤m} q_i ln q_i;
+ * keep the largest m ≥ 1 with S_m ≤ α·S_n (α near 0 keeps 1, α = 1 keeps n). When fewer than n
+ * tokens are known (n = 100 > K = 64), S_n ∈ [S_L, S_L + g] with L the leading candidates and g the
+ * most the r = n − L unknown tokens can add: each q ≤ q_bound, together ≤ 1 − Σ_L q, and −x ln x is
+ * concave and increasing below 1/e, so g = r·φ(x), x = min(q_bound, (1 − Σ_L q)/r, 1/e). Exact iff
+ * the count found at S_L is also the count at S_L + g and the first token cut is a candidate.
  */
 export function applyTopH(d: Distribution, alpha: number, n: number = TOP_H_DEFAULTS.n): StageResult {
   checkDistribution(d);
@@ -503,7 +503,7 @@ export interface SamplerOptions {
   topP?: number;
   /** Keep p ≥ minP · p_max; 0 (default) = off. */
   minP?: number;
-  /** Locally typical mass τ in [0, 1]; 1 (default) = off (DESIGN's default when enabled: 0.9). */
+  /** Locally typical mass τ in [0, 1]; 1 (default) = off (0.9 is algorithms.md's when enabled). */
   typical?: number;
   /** Top-H; off unless given. Defaults α = 0.4, n = 100. */
   topH?: { alpha?: number; n?: number };
@@ -563,8 +563,8 @@ export function truncates(p: SamplerParams): boolean {
 
 /**
  * top-H → top-k → top-p → min-p → typical on a distribution already penalised and scaled. Top-H
- * runs first, on the full distribution at T (DESIGN §4: the authors' logits processor precedes
- * HF's warpers); each later stage acts on what the previous one kept, renormalised.
+ * runs first, on the full distribution at T (algorithms.md §4: the authors' logits processor
+ * precedes HF's warpers); each later stage acts on what the previous one kept, renormalised.
  */
 export function truncate(d: Distribution, p: SamplerParams): StageResult {
   checkDistribution(d);

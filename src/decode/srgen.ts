@@ -1,4 +1,4 @@
-// SRGen — Self-Reflective Generation (DESIGN §4). Each step the entropy of the sampling
+// SRGen — Self-Reflective Generation (algorithms.md §4). Each step the entropy of the sampling
 // distribution is compared with a threshold drawn from the recent entropies; where it is higher,
 // the decoder "reflects" before emitting: it optimises one vector δ added to the final hidden
 // states of every position so far, for (1−λ)·(next-token cross-entropy over the context) +
@@ -52,9 +52,9 @@ export const SRGEN_DEFAULTS = {
 /**
  * The threshold θ for a step, from the entropies of the steps before it (`history`, oldest
  * first): with at least N entries, max(mean + K·max(std, σ_min), θ_min) over the last N (std
- * unbiased, divisor N − 1); otherwise θ_0. As the authors' code does, the current step's entropy is
- * compared with a threshold of the previous N and appended afterwards (DESIGN §4's "append; then
- * threshold over the last N" read that way: a spike does not raise its own threshold).
+ * unbiased, divisor N − 1); otherwise θ_0. As the authors' code does (algorithms.md §4, SRGen
+ * steps 1–2), the current step's entropy is compared with a threshold of the previous N and
+ * appended afterwards: a spike does not raise its own threshold.
  */
 export function srgenThreshold(history: readonly number[], o: SrgenThresholdOptions = SRGEN_DEFAULTS): number {
   if (!Array.isArray(history)) throw new InvalidArgumentError('history must be an array of entropies');

@@ -1,4 +1,4 @@
-// AdamW on the CPU for SRGen's δ (DESIGN §4): one vector of the model width, a few steps per
+// AdamW on the CPU for SRGen's δ (algorithms.md §4): one vector of the model width, a few steps per
 // reflection, so the optimiser state is three small float64 arrays. PyTorch's torch.optim.AdamW:
 //   θ ← θ − lr·wd·θ;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   θ ← θ − lr·m̂ / (√v̂ + eps),  m̂ = m/(1−β1^t),  v̂ = v/(1−β2^t)

@@ -6,7 +6,7 @@ import { trialCount } from '../../src/decode/cntp.ts';
 import type { Engine, GenerateOptions } from '../../src/engine.ts';
 import { loadedEngine } from '../support/engine.ts';
 
-test('trial count follows DESIGN §4 (H → N with H_lo 0.01, H_hi 1.5, N_max 10)', () => {
+test('trial count follows algorithms.md §4 (H → N with H_lo 0.01, H_hi 1.5, N_max 10)', () => {
   const table: [number, number][] = [[0, 1], [0.01, 1], [0.17, 1], [0.18, 2], [0.5, 3], [1.0, 6], [1.49, 9], [1.5, 10], [4, 10]];
   for (const [h, n] of table) assert.equal(trialCount(h, 0.01, 1.5, 10), n, `H = ${h}`);
 });

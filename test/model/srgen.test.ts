@@ -1,6 +1,6 @@
-// SRGen on stories15M (DESIGN §4): the adaptive threshold on hand-computed histories, AdamW's first
-// step, the runtime's kept hidden states and reflect() against plain steps, equality with plain
-// sampling when δ never moves, and the reflection loss going down on a real context.
+// SRGen on stories15M (algorithms.md §4): the adaptive threshold on hand-computed histories,
+// AdamW's first step, the runtime's kept hidden states and reflect() against plain steps, equality
+// with plain sampling when δ never moves, and the reflection loss going down on a real context.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -117,7 +117,7 @@ describe('SRGen on stories15M', () => {
   const base: GenerateOptions = { temperature: 0.6, seed: 3, maxTokens: 8 };
 
   test('opt-steps 0 gives exactly the plain sampler\'s tokens; reflections where H > θ(previous N)', async () => {
-    // SRGen samples with top-k 50 and top-p 0.95 by default (DESIGN §4 step 0): the same for plain.
+    // SRGen defaults to top-k 50 and top-p 0.95 (algorithms.md §4, step 0); so must plain.
     const plain = await engine.generate(prompt, { ...base, maxTokens: 16, decoder: 'sample', topK: 50, topP: 0.95 }).complete();
     // A short window so the adaptive threshold acts within 16 tokens; θ_0 = 0: the first N steps reflect.
     const t = { window: 3, k: 1, sigmaMin: 0.1, thetaMin: 0.2, theta0: 0 };

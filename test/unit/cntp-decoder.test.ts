@@ -1,5 +1,5 @@
 // CntpDecoder against a fake runtime (test/support/fake-runtime.ts): the entropy with no truncating
-// stage, the last token of budget, and the trials' exact perplexities (DESIGN §4, CNTP).
+// stage, the last token of budget, and the trials' exact perplexities (algorithms.md §4, CNTP).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CntpDecoder, trialCount, warpedEntropy } from '../../src/decode/cntp.ts';

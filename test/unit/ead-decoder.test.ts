@@ -1,5 +1,6 @@
 // EadDecoder against two fake runtimes (test/support/fake-runtime.ts): H_t is the entropy of the
-// raw logits even when sampling at T ≠ 1, while the draw itself stays at T (DESIGN §4, EAD step 1).
+// raw logits even when sampling at T ≠ 1, while the draw itself stays at T (algorithms.md §4, EAD
+// step 1).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EadDecoder, type EadOptions } from '../../src/decode/ead.ts';

@@ -167,7 +167,7 @@ describe('stages on a hand-computed distribution (K = V = 6)', () => {
     assertKept(warpWith(S6, { ...V6, topK: 3, typical: 0.5 }), [2, 1], 'top-k 3 → typical 0.5');
     // top-p 0.9 → 4 tokens (0.9 total); min-p 0.5 of 0.4/0.9 keeps 0.25/0.9 but not 0.15/0.9.
     assertKept(warpWith(S6, { ...V6, topP: 0.85, minP: 0.5 }), [2, 1], 'top-p → min-p');
-    // Top-H runs first, on the full distribution (DESIGN §4): α 0.8 keeps 3 (S_3 = 0.998 ≤
+    // Top-H runs first, on the full distribution (algorithms.md §4): α 0.8 keeps 3 (S_3 = 0.998 ≤
     // 0.8·1.5255 = 1.220 < S_4 = 1.228); min-p 0.5 of the renormalised (0.5, 0.3125, 0.1875) then
     // drops the third. (Min-p first would keep 2, 1 and top-H over those two, renormalised, only 2.)
     assertKept(warpWith(S6, { ...V6, minP: 0.5, topH: { alpha: 0.8 } }), [2, 1], 'top-H → min-p');

@@ -1,5 +1,5 @@
 // SrgenDecoder against a fake runtime (test/support/fake-runtime.ts): which tokens are monitored,
-// the reflection budget, and the sampling defaults (DESIGN §4, SRGen steps 0–2).
+// the reflection budget, and the sampling defaults (algorithms.md §4, SRGen steps 0–2).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SRGEN_DEFAULTS, SrgenDecoder, srgenThreshold } from '../../src/decode/srgen.ts';
