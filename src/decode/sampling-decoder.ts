@@ -86,7 +86,8 @@ export class SamplingDecoder implements Decoder {
     if (typeof drawn !== 'object' || drawn === null || drawn.needsFullVocabulary !== false) {
       throw new InvalidArgumentError('logProb() needs a token returned by draw()');
     }
-    if (drawn.logProb !== null) return drawn.logProb;
+    checkInteger('drawn.tokenId', drawn.tokenId, 0, 0xffffffff);
+    if (drawn.logProb !== null) return checkNumber('drawn.logProb', drawn.logProb, -Number.MAX_VALUE, Number.MAX_VALUE);
     if (typeof ctx !== 'object' || ctx === null) throw new InvalidArgumentError('logProb() needs the DecodeContext');
     checkRuntime('ctx.runtime', ctx.runtime);
     checkInteger('statsRow', statsRow, 0, 0xffffffff);

@@ -82,6 +82,10 @@ function checkOptions(options: Partial<AdamWOptions>): AdamWOptions {
 function checkVector(name: string, v: ArrayLike<number>): void {
   if (typeof v !== 'object' || v === null || !Number.isInteger(v.length)) throw new InvalidArgumentError(`${name} must be an array of numbers`);
   for (let i = 0; i < v.length; i++) {
-    if (typeof v[i] !== 'number' || !Number.isFinite(v[i])) throw new InvalidArgumentError(`${name}[${i}] must be a finite number, got ${String(v[i])}`);
+    const x: unknown = v[i];
+    if (typeof x !== 'number' || !Number.isFinite(x)) {
+      // typeof, not String(x): String throws on an object without a prototype.
+      throw new InvalidArgumentError(`${name}[${i}] must be a finite number, got ${typeof x === 'number' ? x : typeof x}`);
+    }
   }
 }

@@ -171,6 +171,10 @@ describe('SamplingDecoder', () => {
       const drawn: SampledToken = { needsFullVocabulary: false, tokenId: 7, source: 'gpu', keptCount: null, logProb: null, distribution: open };
       return new SamplingDecoder().logProb(await context(new PartialRuntime(model)), drawn, 0);
     }],
+    ['logProb: tokenId "x"', async () => {
+      const drawn = { needsFullVocabulary: false, tokenId: bad<number>('x'), source: 'cpu', keptCount: 1, logProb: 0, distribution: closed } as const;
+      return new SamplingDecoder().logProb(await context(), drawn, 0);
+    }],
     ['checkDecodeContext(undefined)', () => checkDecodeContext(bad(undefined))],
   ]);
 });
@@ -268,6 +272,7 @@ describe('AdamW', () => {
     ['step: gradient of 1 for 2', () => new AdamW(2).step([1])],
     ['step(null)', () => new AdamW(2).step(bad(null))],
     ['step: NaN in the gradient', () => new AdamW(2).step([NaN, 0])],
+    ['step: an object without a prototype in the gradient', () => new AdamW(2).step(bad([Object.create(null), 0]))],
   ]);
 });
 
