@@ -1,12 +1,18 @@
-// The demo page: stories15M loaded with a progress bar into an engine in a Web Worker (so the
-// page stays responsive), every decoder with its main parameters, tokens streamed and tinted by
+// The demo page: a model loaded with a progress bar into an engine in a Web Worker (so the page
+// stays responsive), every decoder with its main parameters, tokens streamed and tinted by
 // entropy, a live entropy chart with the decoder's threshold, and a compare view (same prompt
-// and seed through two decoders). Model text is only ever inserted as text (textContent).
+// and seed through two decoders). Model text and file names are only ever inserted as text
+// (textContent).
+//
+// Models: the bundled stories15M (with EAD's small model), the model fixtures the dev server
+// lists at /fixtures/models.json, files or a folder from disk, or a Hugging Face id. A model with
+// a chat template gets a chat mode: the conversation so far goes to the template as messages.
 //
 // `?engine=page` runs the engine on the main thread instead (for comparison); so does a browser
-// whose workers lack WebGPU.
+// whose workers lack WebGPU. `?hub=<url>` loads Hugging Face ids from another hub (a mirror).
 import {
-  type DecoderName, type Engine, type GenerateOptions, type GenerationStep, WebGPUUnavailableError, createEngine,
+  type ChatMessage, type DecoderName, type Engine, type GenerateOptions, type GenerationStep, type LoadModelOptions,
+  type ModelInfo, type Prompt, WebGPUUnavailableError, createEngine,
 } from '../src/index.ts';
 import { createWorkerEngine } from '../src/worker/client.ts';
 import { showEventDialog } from './event-dialog.ts';
@@ -17,11 +23,24 @@ type DemoEngine = Pick<Engine, 'adapter' | 'loadModel' | 'generate'>;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
+  model: $<HTMLSelectElement>('model'),
+  fixtureModels: $<HTMLOptGroupElement>('fixture-models'),
+  openedModels: $<HTMLOptGroupElement>('opened-models'),
+  openFiles: $<HTMLInputElement>('open-files'),
+  openFolder: $<HTMLInputElement>('open-folder'),
+  hfForm: $<HTMLFormElement>('hf-form'),
+  hfId: $<HTMLInputElement>('hf-id'),
   progress: $<HTMLProgressElement>('load-progress'),
   status: $('load-status'),
   adapter: $('adapter'),
   form: $<HTMLFormElement>('controls'),
+  promptLabel: $('prompt-label'),
   prompt: $<HTMLTextAreaElement>('prompt'),
+  chatToggle: $('chat-toggle'),
+  chat: $<HTMLInputElement>('chat'),
+  newChat: $<HTMLButtonElement>('new-chat'),
+  chatLog: $('chat-log'),
+  messages: $<HTMLOListElement>('messages'),
   decoder: $<HTMLSelectElement>('decoder'),
   compare: $<HTMLSelectElement>('compare'),
   temperature: $<HTMLInputElement>('temperature'),
@@ -81,45 +100,276 @@ const CHART_LABEL: Partial<Record<DecoderName, string>> = {
   ead: 'blue: rolling mean, red: τ', srgen: 'red: adaptive threshold θ',
 };
 
-/** Streams one generation into `panel`; false if it was stopped. */
-async function runInto(engine: DemoEngine, panel: OutputPanel, decoder: DecoderName, signal: AbortSignal): Promise<boolean> {
+/** Streams one generation into `panel` (showing `shown` as its prompt): the completion, and whether it was stopped. */
+async function runInto(
+  engine: DemoEngine, panel: OutputPanel, decoder: DecoderName, prompt: Prompt, shown: string, signal: AbortSignal,
+): Promise<{ completion: string; stopped: boolean }> {
   const o = options(decoder);
-  panel.begin(ui.prompt.value, decoder, o.maxTokens!, CHART_LABEL[decoder] ?? '', decoder === 'ead');
+  panel.begin(shown, decoder, o.maxTokens!, CHART_LABEL[decoder] ?? '', decoder === 'ead');
+  let completion = '';
   try {
-    const generation = engine.generate(ui.prompt.value, { ...o, signal });
-    for await (const step of generation) panel.push(step);
-    panel.finish(await generation.result);
-    return true;
+    const generation = engine.generate(prompt, { ...o, signal });
+    for await (const step of generation) {
+      panel.push(step);
+      completion += step.text;
+    }
+    const result = await generation.result;
+    panel.finish(result);
+    return { completion: result.completion, stopped: false };
   } catch (error) {
     if ((error as { code?: string }).code !== 'aborted') throw error;
     panel.stopped();
-    return false;
+    return { completion, stopped: true };
   }
 }
 
+/** A model the page can load: its name on the page, and what loadModel gets. */
+interface ModelChoice {
+  /** Its <option>'s value. */
+  key: string;
+  label: string;
+  load: Omit<LoadModelOptions, 'onProgress' | 'signal'>;
+}
+
+const BUNDLED: ModelChoice = {
+  key: 'bundled',
+  label: 'stories15M',
+  load: {
+    model: '/models/stories15M.bin',
+    tokenizer: '/models/tokenizer.bin',
+    smallModel: '/models/stories-student.bin', // EAD's small model
+  },
+};
+
+/** A model fixture as the dev server lists it (vite.config.ts). */
+interface FixtureModel {
+  id: string;
+  label: string;
+  url: string;
+}
+
+/** The dev server's model fixtures; none where the list is not served (a production build). */
+async function fixtureModels(): Promise<FixtureModel[]> {
+  try {
+    const response = await fetch('/fixtures/models.json');
+    if (!response.ok) return [];
+    const list: unknown = await response.json();
+    if (!Array.isArray(list)) return [];
+    return list.filter((m): m is FixtureModel => typeof m === 'object' && m !== null &&
+      typeof m.id === 'string' && typeof m.label === 'string' && typeof m.url === 'string');
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Files picked together as a model: a Hugging Face folder, one .gguf, or a llama2.c .bin with its
+ * tokenizer.bin (passed as the tokenizer).
+ */
+function filesChoice(files: File[], key: string): ModelChoice {
+  const tokenizer = files.find((f) => f.name === 'tokenizer.bin');
+  const pair = tokenizer && files.some((f) => f !== tokenizer && /\.bin$/i.test(f.name)) ? tokenizer : undefined;
+  const model = pair ? files.filter((f) => f !== pair) : files;
+  const folder = files[0].webkitRelativePath.split('/')[0];
+  const main = model.find((f) => /\.(gguf|bin)$/i.test(f.name));
+  const names = model.map((f) => f.name);
+  const label = folder || main?.name || (names.length > 3 ? `${names.slice(0, 3).join(', ')} + ${names.length - 3} more` : names.join(', '));
+  return { key, label, load: { model, ...(pair ? { tokenizer: pair } : {}) } };
+}
+
+/** Hugging Face ids are read from this hub: ?hub=<url> (made absolute: the worker resolves nothing), else huggingface.co. */
+const HUB_URL = (() => {
+  const hub = new URLSearchParams(location.search).get('hub');
+  return hub ? new URL(hub, location.href).href : undefined;
+})();
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
+  return `${(n / 1e3).toFixed(0)} k`;
+}
+
+function readyLine(label: string, info: ModelInfo): string {
+  const kind = info.config.architecture === info.format ? info.format : `${info.config.architecture} · ${info.format}`;
+  return `${label} ready: ${kind} · ${info.dtype} · ` +
+    `${formatCount(info.parameterCount)} parameters · context ${info.contextLength} · ` +
+    `${(info.gpuBytes / 2 ** 20).toFixed(0)} MiB on the GPU · loaded in ${(info.loadMs / 1000).toFixed(1)} s`;
+}
+
 function wire(engine: DemoEngine) {
-  let controller: AbortController | null = null;
+  /** The model the engine holds (a failed load keeps it). */
+  let current: { choice: ModelChoice; status: string } | null = null;
+  let loading: AbortController | null = null;
+  let generating: AbortController | null = null;
+  const choices = new Map<string, ModelChoice>([[BUNDLED.key, BUNDLED]]);
+  let opened = 0;
+  /** Chat mode: the turns so far (user and assistant), sent with each new message. */
+  let history: ChatMessage[] = [];
+
+  const chatOn = () => ui.chat.checked && !ui.chatToggle.hidden;
+  const refresh = () => {
+    const busy = loading !== null || generating !== null;
+    ui.generate.disabled = !current || busy;
+    ui.stop.disabled = !busy;
+    for (const control of [ui.model, ui.openFiles, ui.openFolder, ui.hfId, $<HTMLButtonElement>('hf-load')]) control.disabled = loading !== null;
+  };
+
+  function renderHistory() {
+    ui.messages.replaceChildren(...history.map((m) => {
+      const item = document.createElement('li');
+      item.className = `msg ${m.role}`;
+      const role = document.createElement('span');
+      role.className = 'role';
+      role.textContent = m.role;
+      const content = document.createElement('span');
+      content.className = 'content';
+      content.textContent = m.content;
+      item.append(role, content);
+      return item;
+    }));
+    ui.chatLog.hidden = !chatOn() || history.length === 0;
+  }
+
+  function chatChanged() {
+    ui.newChat.hidden = !chatOn();
+    ui.promptLabel.textContent = chatOn() ? 'Message' : 'Prompt';
+    renderHistory();
+  }
+
+  /** EAD needs a small model (only the bundled stories15M brings one); chat needs a template. */
+  function modelChanged(info: ModelInfo) {
+    const ead = info.smallParameterCount !== null;
+    for (const select of [ui.decoder, ui.compare]) {
+      const option = select.querySelector<HTMLOptionElement>('option[value="ead"]')!;
+      option.disabled = !ead;
+      option.title = ead ? '' : 'needs a small model with the same vocabulary (the bundled stories15M has one)';
+      if (!ead && select.value === 'ead') select.value = select === ui.decoder ? 'greedy' : '';
+    }
+    showParameters();
+    ui.chatToggle.hidden = !info.hasChatTemplate;
+    history = [];
+    chatChanged();
+  }
+
+  /** Loads `choice`; on failure shows why and keeps the model there was. */
+  async function load(choice: ModelChoice): Promise<void> {
+    const controller = new AbortController();
+    loading = controller;
+    refresh();
+    ui.error.hidden = true;
+    ui.progress.value = 0;
+    ui.status.textContent = `Loading ${choice.label}…`;
+    try {
+      const info = await engine.loadModel({
+        ...choice.load,
+        signal: controller.signal,
+        onProgress: (p) => {
+          ui.progress.value = p.fraction;
+          ui.status.textContent = p.phase === 'download'
+            ? `${choice.label}: downloading ${(p.loaded / 1e6).toFixed(1)} / ${(p.total / 1e6).toFixed(1)} MB`
+            : `${choice.label}: ${p.phase}… ${Math.round(100 * p.fraction)}%`;
+        },
+      });
+      current = { choice, status: readyLine(choice.label, info) };
+      ui.progress.value = 1;
+      ui.status.textContent = current.status;
+      if (choice.key.startsWith('opened:') && !choices.has(choice.key)) {
+        choices.set(choice.key, choice);
+        const option = document.createElement('option');
+        option.value = choice.key;
+        option.textContent = choice.label;
+        ui.openedModels.append(option);
+        ui.openedModels.hidden = false;
+      }
+      modelChanged(info);
+    } catch (error) {
+      const stopped = (error as { code?: string }).code === 'aborted';
+      if (!stopped) showError(`Could not load ${choice.label}: ${(error as Error).message}`);
+      ui.progress.value = current ? 1 : 0;
+      ui.status.textContent = `${stopped ? `Loading ${choice.label} was stopped. ` : ''}${current?.status ?? 'No model is loaded.'}`;
+    } finally {
+      loading = null;
+      ui.model.value = current?.choice.key ?? '';
+      refresh();
+    }
+  }
+
   ui.decoder.addEventListener('change', showParameters);
   ui.compare.addEventListener('change', showParameters);
-  ui.stop.addEventListener('click', () => controller?.abort());
+  ui.stop.addEventListener('click', () => {
+    generating?.abort();
+    loading?.abort();
+  });
+  ui.chat.addEventListener('change', chatChanged);
+  ui.newChat.addEventListener('click', () => {
+    history = [];
+    renderHistory();
+  });
+  ui.model.addEventListener('change', () => {
+    const choice = choices.get(ui.model.value);
+    if (choice) void load(choice);
+  });
+  for (const input of [ui.openFiles, ui.openFolder]) {
+    input.addEventListener('change', () => {
+      const files = [...(input.files ?? [])];
+      input.value = ''; // picking the same files again is a change too
+      if (files.length) void load(filesChoice(files, `opened:${++opened}`));
+    });
+  }
+  ui.hfForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // An id, or a pasted hub URL of one.
+    const id = ui.hfId.value.trim().replace(/^hf:/, '').replace(/^https?:\/\/huggingface\.co\//, '').replace(/\/+$/, '');
+    if (!/^[^/\s]+\/[^/\s]+(\/\S+)?$/.test(id)) {
+      showError('A Hugging Face model is Owner/Name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct (or Owner/Name/file.gguf).');
+      return;
+    }
+    void load({ key: `opened:${++opened}`, label: `hf:${id}`, load: { model: `hf:${id}`, ...(HUB_URL ? { hubUrl: HUB_URL } : {}) } });
+  });
   ui.form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    if (!current || loading || generating) return;
     ui.error.hidden = true;
-    controller = new AbortController();
-    ui.generate.disabled = true;
-    ui.stop.disabled = false;
+    const controller = new AbortController();
+    generating = controller;
+    refresh();
+    const text = ui.prompt.value;
+    const chat = chatOn();
+    const prompt: Prompt = chat ? { messages: [...history, { role: 'user', content: text }] } : text;
+    for (const panel of panels) panel.output.classList.toggle('chat', chat); // the message on a line of its own
+    renderHistory();
     const decoders = [ui.decoder.value, ui.compare.value].filter(Boolean) as DecoderName[];
     try {
       for (const [i, decoder] of decoders.entries()) {
-        if (!(await runInto(engine, panels[i], decoder, controller.signal))) break;
+        const reply = await runInto(engine, panels[i], decoder, prompt, text, controller.signal);
+        if (i === 0 && chat) {
+          history.push({ role: 'user', content: text }, { role: 'assistant', content: reply.completion });
+          ui.prompt.value = '';
+        }
+        if (reply.stopped) break;
       }
     } catch (error) {
       showError((error as Error).message);
     } finally {
-      ui.generate.disabled = false;
-      ui.stop.disabled = true;
+      generating = null;
+      refresh();
     }
   });
+
+  return {
+    load,
+    addFixtures(models: FixtureModel[]) {
+      for (const m of models) {
+        const choice: ModelChoice = { key: `fixture:${m.id}`, label: m.id, load: { model: m.url, cache: false } };
+        choices.set(choice.key, choice);
+        const option = document.createElement('option');
+        option.value = choice.key;
+        option.textContent = m.label;
+        ui.fixtureModels.append(option);
+      }
+      ui.fixtureModels.hidden = ui.fixtureModels.childElementCount === 0;
+    },
+  };
 }
 
 /** The engine in a Web Worker; on the page when asked to, or when workers have no WebGPU. */
@@ -138,6 +388,7 @@ async function startEngine(): Promise<{ engine: DemoEngine; where: string }> {
 
 async function main() {
   showParameters();
+  const fixtures = fixtureModels();
   let started: Awaited<ReturnType<typeof startEngine>>;
   try {
     started = await startEngine();
@@ -153,25 +404,9 @@ async function main() {
   const a = engine.adapter;
   ui.adapter.textContent = `adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' · ')}` +
     `${a.isFallback ? ' (CPU fallback)' : ''} · ${where}`;
-  try {
-    const info = await engine.loadModel({
-      model: '/models/stories15M.bin',
-      tokenizer: '/models/tokenizer.bin',
-      smallModel: '/models/stories-student.bin', // EAD's small model
-      onProgress: (p) => {
-        ui.progress.value = p.fraction;
-        ui.status.textContent = p.phase === 'download'
-          ? `downloading ${(p.loaded / 1e6).toFixed(1)} / ${(p.total / 1e6).toFixed(1)} MB`
-          : `${p.phase}…`;
-      },
-    });
-    ui.status.textContent = `stories15M ready: ${(info.parameterCount / 1e6).toFixed(1)} M parameters, ` +
-      `${(info.gpuBytes / 2 ** 20).toFixed(0)} MiB on the GPU, loaded in ${(info.loadMs / 1000).toFixed(1)} s`;
-    ui.generate.disabled = false;
-    wire(engine);
-  } catch (error) {
-    showError((error as Error).message);
-  }
+  const demo = wire(engine);
+  demo.addFixtures(await fixtures);
+  await demo.load(BUNDLED);
 }
 
 void main();

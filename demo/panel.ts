@@ -45,6 +45,8 @@ interface Tally {
 export class OutputPanel {
   readonly chart = new EntropyChart();
   private tally: Tally = { tokens: 0, branches: 0, reflections: 0, large: 0, started: 0 };
+  /** The generated text shown so far (the tokens' texts). */
+  private shown = '';
 
   constructor(
     readonly output: HTMLElement,
@@ -67,10 +69,12 @@ export class OutputPanel {
     this.stats.textContent = '';
     this.chart.reset(maxTokens, chartLabel, showGauge);
     this.tally = { tokens: 0, branches: 0, reflections: 0, large: 0, started: performance.now() };
+    this.shown = '';
   }
 
   push(step: GenerationStep): void {
     this.output.append(this.tokenSpan(step));
+    this.shown += step.text;
     this.chart.push(step);
     const t = this.tally;
     t.tokens++;
@@ -86,6 +90,13 @@ export class OutputPanel {
   }
 
   finish(r: GenerationResult): void {
+    // Text still pending at the end (an incomplete multi-byte character) is in the completion only.
+    if (r.completion.length > this.shown.length && r.completion.startsWith(this.shown)) {
+      const tail = document.createElement('span');
+      tail.className = 'tail';
+      tail.textContent = r.completion.slice(this.shown.length);
+      this.output.append(tail);
+    }
     const share = r.summary.largeShare === undefined ? '' : ` · large model ${(100 * Number(r.summary.largeShare)).toFixed(0)}%`;
     const { branches, reflections } = this.tally;
     this.stats.textContent = `${r.steps.length} tokens · finish: ${r.finish} · decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s · ` +
