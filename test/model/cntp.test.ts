@@ -74,7 +74,9 @@ describe('CNTP on stories15M', () => {
   });
 
   test('bad CNTP parameters are rejected before any work', () => {
-    assert.throws(() => engine.generate('x', { decoder: 'cntp', maxTrials: 11 }), /maxTrials must be at most 10/);
+    // KV rows are allocated on demand, so N_max is bounded by CNTP's own limit (64), not by rows.
+    assert.throws(() => engine.generate('x', { decoder: 'cntp', maxTrials: 65 }), /maxTrials must be an integer in \[1, 64\]/);
+    assert.throws(() => engine.generate('x', { decoder: 'cntp', maxTrials: 0 }), /maxTrials/);
     assert.throws(() => engine.generate('x', { decoder: 'cntp', hLo: Number.NaN }), /hLo/);
     assert.throws(() => engine.generate('x', { decoder: 'cntp', hLo: 1, hHi: 0.5 }), /hHi/);
   });
