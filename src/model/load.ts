@@ -4,9 +4,9 @@
 import { InvalidArgumentError, ModelFormatError } from '../errors.ts';
 import { validateConfig } from './config.ts';
 import { readGguf } from './formats/gguf.ts';
-import { type HfFolder, folderFromFiles, folderFromUrl, readHfFolder } from './formats/hf.ts';
+import { type HfFolder, checkedFolder, folderFromFiles, folderFromUrl, readHfFolder } from './formats/hf.ts';
 import { looksLikeLlama2c, readLlama2c } from './formats/llama2c.ts';
-import { blobReader, bytesReader, urlReader } from './readers.ts';
+import { blobReader, bytesReader, checkedReader, urlReader } from './readers.ts';
 import type { ByteSource } from './source.ts';
 import type { ByteReader, ModelFiles } from './tensors.ts';
 
@@ -52,8 +52,9 @@ export async function openModel(source: ModelSource, o: OpenOptions = {}): Promi
     if (source instanceof ArrayBuffer || source instanceof Uint8Array) return openFile(bytesReader('model', source), o.signal);
     if (typeof Blob !== 'undefined' && source instanceof Blob) return openFile(blobReader(source), o.signal);
     if (isFileList(source)) return openFiles(Array.from(source), o.signal);
-    if (isReader(source)) return openFile(source, o.signal);
-    if (isFolder(source)) return readHfFolder(source, o.signal);
+    // a caller's reader or folder is held to the contract (typed errors, exact reads)
+    if (isReader(source)) return openFile(checkedReader(source), o.signal);
+    if (isFolder(source)) return readHfFolder(checkedFolder(source), o.signal);
     throw new InvalidArgumentError('model must be a URL, hf:Owner/Name, bytes, a Blob, the Files of a folder, a ByteReader or a folder');
   })();
   validateConfig(files.config, 'model');
@@ -89,15 +90,18 @@ function recording(folder: HfFolder, base: string, urls: string[]): HfFolder {
 async function openFile(file: ByteReader, signal?: AbortSignal): Promise<ModelFiles> {
   const head = await file.read(0, Math.min(file.size, 28), signal);
   if (head.length >= 4 && String.fromCharCode(...head.subarray(0, 4)) === 'GGUF') return readGguf(file, signal);
-  if (looksLikeLlama2c(head)) return readLlama2c(file, signal);
-  if (head.length >= 9 && head[8] === 0x7b /* '{' */) {
+  if (!looksLikeLlama2c(head) && head.length >= 9 && head[8] === 0x7b /* '{' */) {
     throw new ModelFormatError(`${file.name} looks like a lone safetensors file: load its folder (config.json, tokenizer.json, *.safetensors)`);
   }
-  throw new ModelFormatError(`${file.name} is not a GGUF file, a llama2.c checkpoint or a Hugging Face folder`);
+  // No magic: a llama2.c checkpoint, whose reader says what is wrong with its header.
+  return readLlama2c(file, signal);
 }
 
 /** Files picked together: one .gguf or .bin, or a Hugging Face folder (config.json among them). */
 function openFiles(files: File[], signal?: AbortSignal): Promise<ModelFiles> {
+  if (!files.every((f) => typeof Blob !== 'undefined' && f instanceof Blob)) {
+    throw new InvalidArgumentError('a list of model files must hold Files (or Blobs) only');
+  }
   if (files.some((f) => f.name === 'config.json')) return readHfFolder(folderFromFiles(files), signal);
   const models = files.filter((f) => /\.(gguf|bin)$/i.test(f.name));
   if (models.length === 1) return openFile(blobReader(models[0], models[0].name), signal);

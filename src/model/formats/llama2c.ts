@@ -8,13 +8,16 @@ import type { ByteReader, ModelFiles, TensorInfo } from '../tensors.ts';
 
 const HEADER_BYTES = 28;
 const MAX_DIM = 1 << 20;
+/** Layers at most (the largest Llama models have 126): each is nine named tensors. */
+const MAX_LAYERS = 1024;
 
 function readConfig(h: Int32Array): ModelConfig {
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = Array.from(h);
-  const bad = (why: string) => new ModelFormatError(`not a llama2.c checkpoint: ${why} (header ${JSON.stringify(Array.from(h))})`);
+  const bad = (why: string) => new ModelFormatError(`not a GGUF file, and not a llama2.c checkpoint: ${why} (header ${JSON.stringify(Array.from(h))})`);
   for (const [name, v] of Object.entries({ dim, hiddenDim, nLayers, nHeads, nKvHeads, seqLen, vocabSize: Math.abs(vocab) })) {
     if (!(v > 0 && v <= MAX_DIM)) throw bad(`${name} = ${v} is out of range`);
   }
+  if (nLayers > MAX_LAYERS) throw bad(`n_layers = ${nLayers} is over ${MAX_LAYERS}`);
   if (dim % nHeads !== 0) throw bad(`dim ${dim} is not a multiple of n_heads ${nHeads}`);
   return validateConfig({
     architecture: 'llama2c', dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim: dim / nHeads,
