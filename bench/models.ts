@@ -26,21 +26,13 @@ import { bytesReader } from '../src/model/readers.ts';
 import type { ByteReader } from '../src/model/tensors.ts';
 import { bundledModel, createNodeEngine, modelFromPath } from '../src/node/index.ts';
 import { machineInfo } from './machine.ts';
+import { MODEL_FIXTURES } from '../test/support/fixtures.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 
-/** The fixtures of test/model/fixtures.test.ts (path relative to test/fixtures). */
-const FIXTURE_MODELS = [
-  { name: 'stories15M-hf-bf16', model: 'stories15M-hf-bf16' },
-  { name: 'tiny-llama3', model: 'tiny-llama3' },
-  { name: 'tiny-qwen2', model: 'tiny-qwen2' },
-  { name: 'tiny-qwen3', model: 'tiny-qwen3' },
-  { name: 'stories15M Q8_0', model: 'stories15M-gguf/stories15M-Q8_0.gguf' },
-  { name: 'stories15M Q4_0', model: 'stories15M-gguf/stories15M-Q4_0.gguf' },
-  { name: 'tiny-kquant Q4_K_M', model: 'tiny-kquant/tiny-kquant-Q4_K_M.gguf' },
-  { name: 'tiny-llama3 F16 GGUF', model: 'tiny-llama3-gguf/tiny-llama3-F16.gguf' },
-];
+/** The model fixtures (test/support/fixtures.ts: path relative to test/fixtures). */
+const FIXTURE_MODELS = MODEL_FIXTURES;
 
 /** ~30 tokens for the Llama/stories tokenizers (each model's count is reported). */
 const PROMPT = 'Once upon a time, there was a little girl named Lily. She lived in a small house near the big forest with her mom and her dog';
