@@ -86,10 +86,25 @@ export class AbortedError extends ForkwiseError {
   }
 }
 
+/**
+ * A caller's value in a message, without throwing on the values that make String() throw (an
+ * object with no prototype, an array nested too deep for join, a throwing toString); at most 60
+ * characters.
+ */
+export function shown(value: unknown): string {
+  let text: string;
+  try {
+    text = String(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
 /** Throws InvalidArgumentError unless `value` is a finite number in [min, max]. */
 export function checkNumber(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${name} must be a finite number in [${min}, ${max}], got ${String(value)}`);
+    throw new InvalidArgumentError(`${name} must be a finite number in [${min}, ${max}], got ${shown(value)}`);
   }
   return value;
 }
@@ -97,7 +112,7 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
 /** Throws InvalidArgumentError unless `value` is an integer in [min, max]. */
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+    throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}], got ${shown(value)}`);
   }
   return value;
 }
