@@ -1,7 +1,7 @@
 // ByteReaders: random access to one file's bytes, whatever holds them. Format readers (formats/)
 // read headers and tensors through these, range by range, so a multi-GB file is never held in JS
 // memory whole (except urlReader's fallback for servers that ignore Range, see below).
-import { AbortedError, ModelFetchError, ModelFormatError } from '../errors.ts';
+import { AbortedError, ForkwiseError, InvalidArgumentError, ModelFetchError, ModelFormatError, shown } from '../errors.ts';
 import type { ByteReader } from './tensors.ts';
 
 /**
@@ -43,6 +43,39 @@ export function bytesReader(name: string, bytes: Uint8Array | ArrayBuffer): Byte
       checkAborted(name, signal);
       checkRange(name, view.byteLength, offset, length);
       return view.subarray(offset, offset + length);
+    },
+  };
+}
+
+/**
+ * A caller's ByteReader held to the contract the format readers rely on: `size` a byte count
+ * (else InvalidArgumentError), reads range-checked, returning exactly the bytes asked for, and
+ * failing with a typed error (a plain Error from the reader becomes ModelFetchError naming it,
+ * a read after an abort AbortedError).
+ */
+export function checkedReader(reader: ByteReader): ByteReader {
+  const name = typeof reader.name === 'string' && reader.name !== '' ? reader.name : 'model';
+  const size = reader.size;
+  if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError(`reader ${name}: size must be a byte count, got ${shown(size)}`);
+  return {
+    name,
+    size,
+    async read(offset, length, signal) {
+      checkAborted(name, signal);
+      checkRange(name, size, offset, length);
+      let bytes: unknown;
+      try {
+        bytes = await reader.read(offset, length, signal);
+      } catch (cause) {
+        if (cause instanceof ForkwiseError) throw cause;
+        if (signal?.aborted) throw new AbortedError(`reading ${name} was aborted`);
+        throw new ModelFetchError(`could not read ${name}: ${cause instanceof Error ? cause.message : shown(cause)}`, undefined, cause);
+      }
+      if (!(bytes instanceof Uint8Array) || bytes.byteLength !== length) {
+        const got = bytes instanceof Uint8Array ? `${bytes.byteLength} bytes` : shown(bytes);
+        throw new ModelFetchError(`reading ${name} gave ${got} instead of ${length} bytes at ${offset}`);
+      }
+      return bytes;
     },
   };
 }

@@ -23,6 +23,7 @@
 // likewise by `add_eos_token`. End-of-generation ids are llama.cpp's: eos, eot and eom ids and
 // the tokens whose text llama.cpp recognises as ending a turn ('<|eot_id|>', '<|im_end|>', ...).
 import { InvalidArgumentError, TokenizerFormatError } from '../errors.ts';
+import { preview } from '../model/preview.ts';
 import { HfTokenizer } from './hf-tokenizer.ts';
 
 export interface GgufTokenizerOptions {
@@ -83,7 +84,7 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>, options: Gg
     const rule = typeof pre === 'string' ? PRE_TOKENIZERS[pre] : undefined;
     if (rule === undefined) {
       throw new TokenizerFormatError(
-        `GGUF pre-tokenizer ${JSON.stringify(pre)} is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+        `GGUF pre-tokenizer ${preview(pre)} is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
       );
     }
     addBos = flag(metadata, 'tokenizer.ggml.add_bos_token', rule.addBos);
@@ -92,7 +93,7 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>, options: Gg
     addBos = flag(metadata, 'tokenizer.ggml.add_bos_token', true);
     json = sentencePieceJson(metadata, vocab);
   } else {
-    throw new TokenizerFormatError(`GGUF tokenizer model ${JSON.stringify(model)} is not supported (supported: gpt2, llama)`);
+    throw new TokenizerFormatError(`GGUF tokenizer model ${preview(model)} is not supported (supported: gpt2, llama)`);
   }
   const addEos = flag(metadata, 'tokenizer.ggml.add_eos_token', false);
   const bosId = optionalId(metadata, 'tokenizer.ggml.bos_token_id', vocab);
@@ -132,7 +133,7 @@ function gpt2Json(metadata: Record<string, unknown>, vocab: Vocabulary, rule: Pr
   if (!Array.isArray(raw)) throw new TokenizerFormatError('GGUF gpt2 vocabulary has no tokenizer.ggml.merges array');
   const merges = raw.map((merge, i) => {
     const at = typeof merge === 'string' ? merge.indexOf(' ', 1) : -1;
-    if (at < 0) throw new TokenizerFormatError(`GGUF merge ${i} is not two pieces separated by a space: ${JSON.stringify(merge)}`);
+    if (at < 0) throw new TokenizerFormatError(`GGUF merge ${i} is not two pieces separated by a space: ${preview(merge)}`);
     return [(merge as string).slice(0, at), (merge as string).slice(at + 1)];
   });
   return {

@@ -12,6 +12,7 @@
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ForkwiseError, InvalidArgumentError, TokenizerFormatError } from '../errors.ts';
+import { preview } from '../model/preview.ts';
 import type { ChatMessage, TextTokenizer, TokenTextStream } from './types.ts';
 
 export interface HfTokenizerOptions {
@@ -80,7 +81,8 @@ export class HfTokenizer implements TextTokenizer {
     }
     this.hidden = hidden;
 
-    this.bosId = options.bosId !== undefined ? this.checkOptionId('bosId', options.bosId) : this.idOfConfigToken(config.bos_token) ?? null;
+    this.bosId = options.bosId === null ? null
+      : options.bosId !== undefined ? this.checkOptionId('bosId', options.bosId) : this.idOfConfigToken(config.bos_token) ?? null;
     this.addsBos = this.bosId !== null && (typeof config.add_bos_token === 'boolean' ? config.add_bos_token : true);
     const eos = options.baseEosIds ?? [this.idOfConfigToken(config.eos_token)].filter((id) => id !== undefined);
     const extra = options.eosIds ?? [];
@@ -112,6 +114,7 @@ export class HfTokenizer implements TextTokenizer {
       throw new TokenizerFormatError(`tokenizer_config.json must be a JSON object, got ${describe(config)}`);
     }
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
+    checkIds(tokenizerJson as Record<string, unknown>);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(withSplitMerges(tokenizerJson as Record<string, unknown>), config);
@@ -370,6 +373,44 @@ function strftime(date: Date, format: string): string {
   });
 }
 
+/** Token ids above this are refused (a model's vocabulary has at most 2^24 rows). */
+const MAX_TOKEN_ID = (1 << 24) - 1;
+
+/**
+ * Checks the ids of tokenizer.json's vocabulary and added tokens before the tokenizer is built
+ * from them: it lays the vocabulary out as an array indexed by id, so an id of 2^31 would mean a
+ * 2^31-entry array, and an id that is not an integer an entry no lookup finds.
+ */
+function checkIds(json: Record<string, unknown>): void {
+  const isId = (id: unknown) => typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID;
+  const model = json.model as { vocab?: unknown } | null | undefined;
+  const vocab = model !== null && typeof model === 'object' ? model.vocab : undefined;
+  if (Array.isArray(vocab)) {
+    // Unigram: [piece, score] pairs, the id is the position
+    if (vocab.length > MAX_TOKEN_ID + 1) throw new TokenizerFormatError(`tokenizer.json has ${vocab.length} tokens, over ${MAX_TOKEN_ID + 1}`);
+    vocab.forEach((entry, id) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string' || typeof entry[1] !== 'number') {
+        throw new TokenizerFormatError(`tokenizer.json vocabulary entry ${id} is not a [piece, score] pair: ${preview(entry)}`);
+      }
+    });
+  } else if (vocab !== null && typeof vocab === 'object') {
+    for (const [piece, id] of Object.entries(vocab)) {
+      if (!isId(id)) throw new TokenizerFormatError(`tokenizer.json vocabulary piece ${preview(piece)} has id ${preview(id)}, not an integer in [0, ${MAX_TOKEN_ID}]`);
+    }
+  } else if (vocab !== undefined) {
+    throw new TokenizerFormatError(`tokenizer.json model.vocab must be an object or an array, got ${describe(vocab)}`);
+  }
+  const added = json.added_tokens;
+  if (added === undefined || added === null) return;
+  if (!Array.isArray(added)) throw new TokenizerFormatError(`tokenizer.json added_tokens must be an array, got ${describe(added)}`);
+  added.forEach((token, i) => {
+    const t = token as { id?: unknown; content?: unknown } | null;
+    if (t === null || typeof t !== 'object' || !isId(t.id) || typeof t.content !== 'string') {
+      throw new TokenizerFormatError(`tokenizer.json added token ${i} needs an integer id in [0, ${MAX_TOKEN_ID}] and a string content, got ${preview(token)}`);
+    }
+  });
+}
+
 /**
  * tokenizer.json with 'a b' merge strings as ['a', 'b'] pairs (split at the first space after the
  * first character, as llama.cpp reads them), which @huggingface/tokenizers reads faster.
@@ -379,7 +420,7 @@ function withSplitMerges(json: Record<string, unknown>): Record<string, unknown>
   if (model === null || typeof model !== 'object' || !Array.isArray(model.merges) || typeof model.merges[0] !== 'string') return json;
   const merges = (model.merges as unknown[]).map((merge, i) => {
     const at = typeof merge === 'string' ? merge.indexOf(' ', 1) : -1;
-    if (at < 0) throw new TokenizerFormatError(`tokenizer.json merge ${i} is not two pieces separated by a space: ${JSON.stringify(merge)}`);
+    if (at < 0) throw new TokenizerFormatError(`tokenizer.json merge ${i} is not two pieces separated by a space: ${preview(merge)}`);
     return [(merge as string).slice(0, at), (merge as string).slice(at + 1)];
   });
   return { ...json, model: { ...model, merges } };

@@ -3,6 +3,7 @@
 // llama2.c's stories have no EOS: run.c stops when the model emits BOS (id 1), which the engine
 // handles, so eosIds is empty unless the caller names some. There is no chat template.
 import { InvalidArgumentError } from '../errors.ts';
+import { preview } from '../model/preview.ts';
 import { TokenStreamDecoder, Tokenizer } from './tokenizer.ts';
 import type { ChatMessage, TextTokenizer, TokenTextStream } from './types.ts';
 
@@ -79,7 +80,7 @@ export class Llama2cTextTokenizer implements TextTokenizer {
 
 function checkId(id: unknown, vocabSize: number): number {
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocabSize) {
-    throw new InvalidArgumentError(`a token id must be an integer in [0, ${vocabSize - 1}], got ${String(id)}`);
+    throw new InvalidArgumentError(`a token id must be an integer in [0, ${vocabSize - 1}], got ${preview(id)}`);
   }
   return id;
 }

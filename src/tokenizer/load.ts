@@ -1,11 +1,15 @@
 // The TextTokenizer of a model, whichever format its tokenizer comes in, checked against the
 // model's vocabulary.
 import { InvalidArgumentError, TokenizerFormatError, checkInteger } from '../errors.ts';
+import { preview } from '../model/preview.ts';
 import type { TokenizerSource } from '../model/tensors.ts';
 import { tokenizerFromGguf } from './gguf-vocab.ts';
 import { HfTokenizer } from './hf-tokenizer.ts';
 import { Llama2cTextTokenizer } from './llama2c-text-tokenizer.ts';
 import type { TextTokenizer } from './types.ts';
+
+/** <unk>, <s>, </s> and the 256 byte tokens. */
+const LLAMA2C_MIN_VOCAB = 259;
 
 export interface BuildTokenizerOptions {
   /** Rows of the model's embedding (and output head): every id the tokenizer produces must be below it. */
@@ -34,6 +38,10 @@ export function buildTokenizer(source: TokenizerSource, options: BuildTokenizerO
   let tokenizer: TextTokenizer;
   switch (source.kind) {
     case 'llama2c':
+      if (modelVocabSize < LLAMA2C_MIN_VOCAB) {
+        throw new TokenizerFormatError(
+          `a llama2.c tokenizer has at least ${LLAMA2C_MIN_VOCAB} tokens (3 specials and 256 bytes); the model's vocabulary is ${modelVocabSize}`);
+      }
       tokenizer = Llama2cTextTokenizer.fromBytes(source.bytes, modelVocabSize, { eosIds });
       break;
     case 'hf':
@@ -43,7 +51,7 @@ export function buildTokenizer(source: TokenizerSource, options: BuildTokenizerO
       tokenizer = tokenizerFromGguf(source.metadata, { eosIds });
       break;
     default:
-      throw new InvalidArgumentError(`unknown tokenizer source kind ${JSON.stringify((source as { kind?: unknown }).kind)}`);
+      throw new InvalidArgumentError(`unknown tokenizer source kind ${preview((source as { kind?: unknown }).kind)}`);
   }
   if (tokenizer.vocabSize > modelVocabSize) {
     throw new TokenizerFormatError(

@@ -12,6 +12,7 @@
 import { AbortedError, ModelFormatError } from '../../errors.ts';
 import { type Architecture, type ModelConfig, type RopeLayout, TENSOR, expectedTensors } from '../config.ts';
 import { blockInfo, readTensorF32 } from '../dequant.ts';
+import { bare, preview } from '../preview.ts';
 import type { ByteReader, ModelFiles, TensorInfo, TensorType } from '../tensors.ts';
 
 /** GGML type ids of the tensor types we read. */
@@ -25,9 +26,15 @@ const enum V {
 /** Smallest encoding of a value of each type (an array: its type and count). */
 const MIN_BYTES = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8];
 
-/** One header item (a key/value, a tensor info) larger than this is refused. */
-const MAX_ITEM_BYTES = 512 << 20;
 const MAX_STRING_BYTES = 64 << 20;
+/** One header item (a key/value, a tensor info) larger than this is refused: a string at most, plus room. */
+const MAX_ITEM_BYTES = MAX_STRING_BYTES + (1 << 20);
+/**
+ * Entries of one metadata value, nested arrays counted together (the largest vocabularies and
+ * merge lists have a few hundred thousand): more is refused before it is parsed, so a header that
+ * declares 2^31 entries in a huge file neither hangs nor exhausts memory.
+ */
+const MAX_ARRAY_ENTRIES = 1 << 22;
 const MAX_ARRAY_DEPTH = 4;
 const MAX_DIMS = 4;
 const FIRST_CHUNK = 1 << 20;
@@ -44,6 +51,8 @@ class Cursor {
   private winStart = 0;
   private wantEnd = 0;
   private chunk = FIRST_CHUNK;
+  /** Array entries of the value being parsed (MAX_ARRAY_ENTRIES). */
+  private entries = 0;
 
   constructor(readonly file: ByteReader, private readonly signal?: AbortSignal) {}
 
@@ -121,6 +130,8 @@ class Cursor {
     if (elem > V.F64) this.fail(`${what}: unknown array element type ${elem}`);
     if (elem === V.ARRAY && depth >= MAX_ARRAY_DEPTH) this.fail(`${what}: arrays nested deeper than ${MAX_ARRAY_DEPTH}`);
     if (count * MIN_BYTES[elem] > this.left) this.fail(`${what}: array of ${count} entries does not fit in the file`);
+    this.entries += count;
+    if (this.entries > MAX_ARRAY_ENTRIES) this.fail(`${what}: arrays of over ${MAX_ARRAY_ENTRIES} entries are not supported`);
     return [elem, count];
   }
 
@@ -129,19 +140,25 @@ class Cursor {
    * mid-array grows and parsing resumes at the element it stopped in (token lists are megabytes).
    */
   async array(what: string): Promise<unknown[]> {
-    const [elem, count] = await this.item(() => this.arrayHead(what, 0));
+    const [elem, count] = await this.item(() => {
+      this.entries = 0;
+      return this.arrayHead(what, 0);
+    });
     const out: unknown[] = new Array(count);
     let i = 0;
     while (i < count) {
       let start = this.pos;
+      let entries = this.entries;
       try {
         for (; i < count; i++) {
           start = this.pos;
+          entries = this.entries;
           out[i] = this.value(elem, what, 1);
         }
       } catch (e) {
         if (e !== SHORT) throw e;
         this.pos = start;
+        this.entries = entries; // the element is parsed again
         await this.grow(start, this.wantEnd);
       }
     }
@@ -262,7 +279,7 @@ export async function readGguf(file: ByteReader, signal?: AbortSignal): Promise<
 
   const alignment = meta.get('general.alignment') ?? 32;
   if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment < 1 || alignment > 1 << 20 || (alignment & (alignment - 1)) !== 0) {
-    c.fail(`general.alignment ${String(alignment)} is not a power of two`);
+    c.fail(`general.alignment ${bare(alignment)} is not a power of two`);
   }
   const dataStart = Math.ceil(c.pos / alignment) * alignment;
   const tensors = new Map<string, TensorInfo>();
@@ -273,6 +290,9 @@ export async function readGguf(file: ByteReader, signal?: AbortSignal): Promise<
   checkOverlaps(c, [...tensors.values()]);
 
   const config = await configFrom(c, meta, tensors, signal);
+  // Every layer has at least 9 tensors: a block count the file cannot back is refused before the
+  // expected names are listed (2^24 layers would be hundreds of millions of names).
+  if (config.nLayers * 9 > tensors.size) c.fail(`block_count ${config.nLayers} needs more tensors than the file's ${tensors.size}`);
   // The model's tensors only (rope_freqs.weight went into the config; others are not ours to run).
   const model = new Map<string, TensorInfo>();
   for (const [name, shape] of expectedTensors(config)) {
@@ -346,12 +366,12 @@ async function configFrom(
 ): Promise<ModelConfig> {
   const arch = meta.get('general.architecture');
   if (typeof arch !== 'string') c.fail('general.architecture is missing');
-  if (!Object.hasOwn(ROPE, arch)) c.fail(`architecture ${JSON.stringify(arch)} is not supported (llama, qwen2, qwen3 are)`);
+  if (!Object.hasOwn(ROPE, arch)) c.fail(`architecture ${preview(arch)} is not supported (llama, qwen2, qwen3 are)`);
   const num = (key: string, fallback?: number, integer = true): number => {
     const v = meta.get(`${arch}.${key}`) ?? fallback;
     if (v === undefined) c.fail(`${arch}.${key} is missing`);
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && (!Number.isInteger(v) || v > 1 << 24))) {
-      c.fail(`${arch}.${key} = ${String(v)} is not a positive ${integer ? 'integer' : 'number'}`);
+      c.fail(`${arch}.${key} = ${bare(v)} is not a positive ${integer ? 'integer' : 'number'}`);
     }
     return v;
   };
@@ -364,7 +384,7 @@ async function configFrom(
   const valueLength = num('attention.value_length', headDim);
   if (valueLength !== headDim) c.fail(`value_length ${valueLength} differs from key_length ${headDim}`);
   const scaling = meta.get(`${arch}.rope.scaling.type`);
-  if (scaling !== undefined && scaling !== 'none') c.fail(`RoPE scaling ${JSON.stringify(scaling)} is not supported`);
+  if (scaling !== undefined && scaling !== 'none') c.fail(`RoPE scaling ${preview(scaling)} is not supported`);
 
   const embd = tensors.get(TENSOR.embedding);
   if (!embd || embd.shape.length !== 2) c.fail(`tensor ${TENSOR.embedding} is missing or not a matrix`);

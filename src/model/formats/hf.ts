@@ -2,10 +2,13 @@
 // (model.safetensors, or shards listed by model.safetensors.index.json), tokenizer.json and
 // tokenizer_config.json. Read through a folder of ByteReaders, so the same code serves a URL
 // (a repo's resolve/main/), a dropped directory, files in memory or a path in Node.
-import { AbortedError, ModelFetchError, ModelFormatError, TokenizerFormatError } from '../../errors.ts';
+import {
+  AbortedError, ForkwiseError, InvalidArgumentError, ModelFetchError, ModelFormatError, TokenizerFormatError, shown,
+} from '../../errors.ts';
 import { type Architecture, type ModelConfig, expectedTensors, llama3FreqFactors } from '../config.ts';
-import { blobReader, urlReader, type UrlReaderOptions } from '../readers.ts';
+import { blobReader, checkedReader, urlReader, type UrlReaderOptions } from '../readers.ts';
 import type { ByteReader, ModelFiles, TensorInfo, TensorType } from '../tensors.ts';
+import { bare, preview } from '../preview.ts';
 import { readSafetensorsHeader } from './safetensors.ts';
 
 /** A folder's files by name; null for a file that is not there. */
@@ -48,6 +51,9 @@ const ARCHITECTURES: Record<string, Architecture> = {
   Qwen3ForCausalLM: 'qwen3',
 };
 
+/** Largest size (layers, widths, vocabulary, context) a config may give. */
+const MAX_SIZE = 1 << 24;
+
 /** transformers' default max_position_embeddings per architecture. */
 const DEFAULT_CONTEXT: Record<Architecture, number> = { llama2c: 2048, llama: 2048, mistral: 131072, qwen2: 32768, qwen3: 32768 };
 
@@ -66,23 +72,25 @@ export function hfModelConfig(config: JsonObject, generation: JsonObject | null 
     throw fail(`architecture ${archName} is not supported (${Object.keys(ARCHITECTURES).join(', ')} are)`);
   }
 
+  // Sizes up to 2^24, the bound validateConfig puts on every size (larger ones would cost loops
+  // of that length, e.g. listing the expected tensors of 2^31 layers, before being refused).
   const int = (key: string, fallback?: number): number => {
     const v = config[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-      throw fail(`${key} must be a positive integer, got ${JSON.stringify(config[key])}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0 || v > MAX_SIZE) {
+      throw fail(`${key} must be a positive integer up to ${MAX_SIZE}, got ${preview(config[key])}`);
     }
     return v;
   };
   const positive = (key: string, fallback: number): number => {
     const v = config[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw fail(`${key} must be a positive number, got ${JSON.stringify(config[key])}`);
+      throw fail(`${key} must be a positive number, got ${preview(config[key])}`);
     }
     return v;
   };
 
   const act = config.hidden_act ?? 'silu';
-  if (act !== 'silu') throw fail(`hidden_act ${String(act)} is not supported (silu is)`);
+  if (act !== 'silu') throw fail(`hidden_act ${bare(act)} is not supported (silu is)`);
   if (config.mlp_bias === true) throw fail('mlp_bias is not supported');
 
   const dim = int('hidden_size');
@@ -100,7 +108,7 @@ export function hfModelConfig(config: JsonObject, generation: JsonObject | null 
     // transformers' MistralConfig defaults sliding_window to 4096
     const window = 'sliding_window' in config ? config.sliding_window : 4096;
     if (window != null && (typeof window !== 'number' || window < trainedContext)) {
-      throw fail(`sliding window attention (sliding_window ${String(window)} < max_position_embeddings ${trainedContext}) is not supported`);
+      throw fail(`sliding window attention (sliding_window ${bare(window)} < max_position_embeddings ${trainedContext}) is not supported`);
     }
   }
   if ((architecture === 'qwen2' || architecture === 'qwen3') && config.use_sliding_window === true) {
@@ -114,7 +122,7 @@ export function hfModelConfig(config: JsonObject, generation: JsonObject | null 
   }
   const ropeTheta = (() => {
     const v = config.rope_theta ?? ropeParams?.rope_theta ?? 10000;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 1) throw fail(`rope_theta must be a number > 1, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 1) throw fail(`rope_theta must be a number > 1, got ${preview(v)}`);
     return v;
   })();
   let ropeFreqFactors: number[] | null = null;
@@ -132,7 +140,7 @@ export function hfModelConfig(config: JsonObject, generation: JsonObject | null 
     if (s.highFreqFactor <= s.lowFreqFactor) throw fail('rope_scaling.high_freq_factor must exceed low_freq_factor');
     ropeFreqFactors = llama3FreqFactors(headDim, ropeTheta, s);
   } else if (ropeType !== 'default') {
-    throw fail(`rope scaling ${String(ropeType)} is not supported (only llama3 is)`);
+    throw fail(`rope scaling ${bare(ropeType)} is not supported (only llama3 is)`);
   }
 
   const bias = config.attention_bias ?? false;
@@ -143,10 +151,10 @@ export function hfModelConfig(config: JsonObject, generation: JsonObject | null 
   const special = (key: string) => (generation && generation[key] !== undefined ? generation[key] : config[key]);
   const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   const bos = special('bos_token_id');
-  if (bos != null && !isId(bos)) throw fail(`bos_token_id ${JSON.stringify(bos)} is not a token id`);
+  if (bos != null && !isId(bos)) throw fail(`bos_token_id ${preview(bos)} is not a token id`);
   const eos = special('eos_token_id');
   const eosList = eos == null ? [] : Array.isArray(eos) ? eos : [eos];
-  if (!eosList.every(isId)) throw fail(`eos_token_id ${JSON.stringify(eos)} is not a token id or a list of them`);
+  if (!eosList.every(isId)) throw fail(`eos_token_id ${preview(eos)} is not a token id or a list of them`);
 
   return {
     architecture,
@@ -223,6 +231,15 @@ function checkAborted(signal?: AbortSignal) {
   if (signal?.aborted) throw new AbortedError('loading the model was aborted');
 }
 
+/**
+ * A shard name of an index: a .safetensors file inside the folder (subfolders allowed), never a
+ * path out of it ('..', absolute paths, backslashes, a URL).
+ */
+function isShardName(name: string): boolean {
+  if (!name.endsWith('.safetensors') || name.startsWith('/') || /[\\:\0]/.test(name)) return false;
+  return name.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
 /** The safetensors files of the folder, each with the tensor names it must provide (null: all). */
 async function weightFiles(files: HfFolder, signal?: AbortSignal): Promise<{ file: ByteReader; names: string[] | null }[]> {
   const index = await files.get('model.safetensors.index.json');
@@ -237,6 +254,9 @@ async function weightFiles(files: HfFolder, signal?: AbortSignal): Promise<{ fil
   const byShard = new Map<string, string[]>();
   for (const [tensor, shard] of Object.entries(map)) {
     if (typeof shard !== 'string' || shard === '') throw new ModelFormatError(`${index.name}: weight_map entry ${tensor} names no file`);
+    if (!isShardName(shard)) {
+      throw new ModelFormatError(`${index.name}: weight_map entry ${tensor} names ${preview(shard)}, which is not a .safetensors file of the folder`);
+    }
     if (!byShard.has(shard)) byShard.set(shard, []);
     byShard.get(shard)!.push(tensor);
   }
@@ -279,6 +299,11 @@ export async function readHfFolder(files: HfFolder, signal?: AbortSignal): Promi
     }
   }
 
+  // Every layer has at least 9 tensors: a layer count the weights cannot back is refused before
+  // the expected names are listed.
+  if (config.nLayers * 9 > found.size) {
+    throw new ModelFormatError(`config.json: num_hidden_layers ${config.nLayers} needs more tensors than the weights' ${found.size}`);
+  }
   const tensors = new Map<string, TensorInfo>();
   const bytesByType = new Map<TensorType, number>();
   for (const [name, shape] of expectedTensors(config)) {
@@ -303,6 +328,31 @@ export async function readHfFolder(files: HfFolder, signal?: AbortSignal): Promi
     tokenizer = { kind: 'hf', tokenizer: parsed, config: tokenizerConfig };
   }
   return { format: 'hf', config, tensors, tokenizer, dtype };
+}
+
+/**
+ * A caller's folder held to the contract: get() resolves to a ByteReader (checkedReader) or null,
+ * and fails with a typed error (a plain Error from it becomes ModelFetchError naming the file).
+ */
+export function checkedFolder(folder: HfFolder): HfFolder {
+  return {
+    async get(name) {
+      let file: unknown;
+      try {
+        file = await folder.get(name);
+      } catch (cause) {
+        if (cause instanceof ForkwiseError) throw cause;
+        throw new ModelFetchError(`could not read ${name}: ${cause instanceof Error ? cause.message : shown(cause)}`, undefined, cause);
+      }
+      if (file === null || file === undefined) return null;
+      const reader = file as Partial<ByteReader>;
+      if (typeof reader !== 'object' || typeof reader.read !== 'function' || typeof reader.size !== 'number') {
+        throw new InvalidArgumentError(`the folder's get(${JSON.stringify(name)}) must give a ByteReader or null`);
+      }
+      const r = reader as ByteReader;
+      return checkedReader({ name: typeof r.name === 'string' && r.name !== '' ? r.name : name, size: r.size, read: (at, n, signal) => r.read(at, n, signal) });
+    },
+  };
 }
 
 /** A folder of readers already at hand, by file name. */

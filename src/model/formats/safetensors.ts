@@ -3,6 +3,7 @@
 // start, 8 + N), plus an optional "__metadata__" of strings. Only the header is read here; tensor
 // bytes are read later, by range, through the same ByteReader.
 import { ModelFormatError } from '../../errors.ts';
+import { preview } from '../preview.ts';
 import type { ByteReader, TensorType } from '../tensors.ts';
 
 export interface SafetensorsTensor {
@@ -63,11 +64,11 @@ export async function readSafetensorsHeader(
     const dtype = DTYPE_SIZE[v.dtype];
     if (!dtype) throw fail(`tensor ${name} has dtype ${v.dtype}, which is not supported (F32, F16 and BF16 are)`);
     if (!Array.isArray(v.shape) || !v.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw fail(`tensor ${name} has an invalid shape ${JSON.stringify(v.shape)}`);
+      throw fail(`tensor ${name} has an invalid shape ${preview(v.shape)}`);
     }
     const offsets = v.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-      throw fail(`tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`);
+      throw fail(`tensor ${name} has invalid data_offsets ${preview(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) throw fail(`tensor ${name} has data_offsets [${begin}, ${end}] that end before they begin`);
