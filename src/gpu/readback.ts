@@ -1,20 +1,42 @@
 // Reading results back: a small ring of MAP_READ staging buffers, reused across steps, so a
-// decode step costs one copyBufferToBuffer and one mapAsync of a few bytes.
+// decode step costs one copyBufferToBuffer and one mapAsync of a few bytes. All staging buffers
+// of a ring have one size, the largest read so far rounded up to a power of two (a smaller read
+// maps only its bytes): the ring holds as many buffers as reads were ever in flight at once, of
+// that size, whatever sizes and order the reads came in (a CNTP step reads as many records as it
+// ran trials), so its memory does not drift from one generation to the next.
 import { MAP_MODE_READ, READBACK, createBufferChecked } from './buffers.ts';
 import type { GpuContext } from './device.ts';
 
+/** The staging size of a read of `size` bytes: the next power of two, at least `min`. */
+function stagingSize(size: number, min: number): number {
+  let n = 16;
+  while (n < size || n < min) n *= 2;
+  return n;
+}
+
 export class ReadbackRing {
   private idle: GPUBuffer[] = [];
+  /** Size of every staging buffer (grows with the largest read). */
+  private size = 0;
+  /** Every staging buffer alive, idle or in flight (destroy() frees them all). */
+  private readonly all = new Set<GPUBuffer>();
   /** Bytes mapped back to the CPU since creation; benchmarks report it per step. */
   bytesRead = 0;
   constructor(private readonly ctx: GpuContext, private readonly capacity: number) {}
 
   /** Records a copy of [offset, offset+size) of `src` into a staging buffer. */
   async enqueue(encoder: GPUCommandEncoder, src: GPUBuffer, offset: number, size: number): Promise<PendingRead> {
+    const bytes = stagingSize(size, this.capacity);
+    if (bytes > this.size) {
+      // a larger read than any before: the idle buffers are replaced as they are wanted
+      this.size = bytes;
+      for (const b of this.idle) this.drop(b);
+      this.idle = [];
+    }
     let staging = this.idle.pop();
-    if (!staging || staging.size < size) {
-      staging?.destroy();
-      staging = await createBufferChecked(this.ctx, 'readback', Math.max(size, this.capacity), READBACK);
+    if (!staging) {
+      staging = await createBufferChecked(this.ctx, 'readback', this.size, READBACK, 'readback');
+      this.all.add(staging);
     }
     encoder.copyBufferToBuffer(src, offset, staging, 0, size);
     return new PendingRead(this, staging, size);
@@ -23,11 +45,19 @@ export class ReadbackRing {
   /** @internal */
   recycle(staging: GPUBuffer, size: number): void {
     this.bytesRead += size;
-    this.idle.push(staging);
+    if (!this.all.has(staging)) return; // the ring was destroyed meanwhile
+    if (staging.size < this.size) this.drop(staging); // in flight while the size grew
+    else this.idle.push(staging);
+  }
+
+  private drop(staging: GPUBuffer): void {
+    this.all.delete(staging);
+    staging.destroy();
   }
 
   destroy(): void {
-    for (const b of this.idle) b.destroy();
+    for (const b of this.all) b.destroy();
+    this.all.clear();
     this.idle = [];
   }
 }
