@@ -9,7 +9,7 @@ import type { SamplerOptions } from './decode/samplers.ts';
 import {
   AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, ModelFormatError, checkInteger,
 } from './errors.ts';
-import { BufferPool } from './gpu/buffers.ts';
+import { BufferPool, type GpuMemory, gpuMemory } from './gpu/buffers.ts';
 import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
 import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
 import { type ModelConfig, parameterCount } from './model/config.ts';
@@ -594,6 +594,15 @@ export class Engine {
         id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
       })),
     };
+  }
+
+  /**
+   * GPU memory the engine holds now: bytes of every live buffer it created, in all and by owner
+   * ('weights', 'kv', 'activations', 'readback', 'uniforms', 'srgen'; 'pool' for buffers freed
+   * for reuse). It keeps none without a model: 0 after dispose().
+   */
+  memory(): GpuMemory {
+    return gpuMemory(this.gpu);
   }
 
   /** Frees the model's GPU memory; the engine can load another. */
