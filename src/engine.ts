@@ -1,5 +1,6 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
+import { checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
 import type { Decoder, DecoderEvent, Gauge } from './decode/decoder.ts';
 import { CntpDecoder } from './decode/cntp.ts';
 import { EadDecoder } from './decode/ead.ts';
@@ -270,6 +271,7 @@ interface LoadedModel {
 export type Prompt = string | { messages: readonly ChatMessage[] };
 
 export async function createEngine(options: GpuContextOptions = {}): Promise<Engine> {
+  checkGpuOptions(options);
   return new Engine(await acquireGpu(options));
 }
 
@@ -317,6 +319,7 @@ export class Engine {
 
   private async load(o: LoadModelOptions): Promise<ModelInfo> {
     this.gpu.assertAlive();
+    checkLoadOptions(o);
     const t0 = performance.now();
     const topK = checkInteger('topK', o.topK ?? DEFAULT_TOP_K, 1, MAX_TOP_K);
     if (o.contextLength !== undefined) checkInteger('contextLength', o.contextLength, 1, 1 << 24);
@@ -407,7 +410,7 @@ export class Engine {
    */
   generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
     const model = this.require();
-    const plan = this.plan(model, prompt, options);
+    const plan = this.plan(model, prompt, checkGenerateCall(options));
     return new Generation(this.run(model, plan));
   }
 
@@ -417,6 +420,7 @@ export class Engine {
    */
   score(tokens: readonly number[]): Promise<StepStats[]> {
     const model = this.require();
+    checkTokenIds('tokens', tokens, model.info.config.vocabSize);
     if (tokens.length === 0) throw new InvalidArgumentError('score() needs at least one token');
     if (tokens.length > model.session.context) {
       throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.session.context}`);
