@@ -8,7 +8,8 @@
 import {
   type GenerateOptions, Generation, type GenerationResult, type GenerationStep, type LoadModelOptions, type ModelInfo, type Prompt,
 } from '../engine.ts';
-import { AbortedError } from '../errors.ts';
+import { checkGenerateCall, checkLoadOptions } from '../arguments.ts';
+import { AbortedError, InvalidArgumentError } from '../errors.ts';
 import type { AdapterDescription } from '../gpu/device.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import {
@@ -52,7 +53,7 @@ export class WorkerEngine {
   }
 
   get adapter(): AdapterDescription {
-    if (!this.adapterInfo) throw new Error('WorkerEngine: use createWorkerEngine()');
+    if (!this.adapterInfo) throw new InvalidArgumentError('WorkerEngine has no engine yet: create it with createWorkerEngine()');
     return this.adapterInfo;
   }
 
@@ -62,6 +63,7 @@ export class WorkerEngine {
 
   /** As Engine.loadModel; string URLs are resolved against the page, not the worker script. */
   async loadModel(options: LoadModelOptions): Promise<ModelInfo> {
+    checkLoadOptions(options);
     const { onProgress, signal, ...rest } = options;
     const sendable: WorkerLoadOptions = {
       ...rest, model: absolute(rest.model), ...(rest.tokenizer === undefined ? {} : { tokenizer: absolute(rest.tokenizer) }),
@@ -75,12 +77,13 @@ export class WorkerEngine {
 
   /** As Engine.generate: iterate the steps as they arrive; Stop (the signal) ends it at once. */
   generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
-    const { signal, ...rest } = options;
+    const { signal, ...rest } = checkGenerateCall(options);
     return new Generation(this.stream({ kind: 'generate', prompt, options: rest }, signal));
   }
 
   /** As Engine.score: the statistics of every position of `tokens` (teacher forcing). */
   async score(tokens: readonly number[]): Promise<StepStats[]> {
+    if (!Array.isArray(tokens)) throw new InvalidArgumentError('tokens must be an array of token ids');
     return (await this.call({ kind: 'score', tokens: [...tokens] })) as StepStats[];
   }
 
@@ -149,7 +152,13 @@ export class WorkerEngine {
           }
         },
       });
-      this.endpoint.postMessage({ ...request, id } as Request);
+      try {
+        this.endpoint.postMessage({ ...request, id } as Request);
+      } catch (cause) {
+        // a function, a class instance or a structure too deep for structured cloning
+        finish();
+        reject(new InvalidArgumentError(`the ${request.kind} request cannot be sent to the engine worker: ${(cause as Error)?.message ?? String(cause)}`));
+      }
     });
     return { id, done };
   }
