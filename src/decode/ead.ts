@@ -13,7 +13,7 @@
 //   at, as the paper specifies: the steps run their statistics at temperature 1. The draw still
 //   uses T (the GPU's draw, or the candidates rescaled); stages that need the normaliser at T
 //   (top-p, typical, top-H) then read the full logits row when T ≠ 1.
-import { InvalidArgumentError, checkInteger } from '../errors.ts';
+import { InvalidArgumentError, checkInteger, shown } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkPrompt, checkRuntime } from './decoder.ts';
@@ -70,7 +70,7 @@ export class EadDecoder implements Decoder {
     this.ends = new Set(endIds ?? []);
     this.tau = tau ?? EAD_DEFAULTS.tau;
     if (typeof this.tau !== 'number' || Number.isNaN(this.tau)) {
-      throw new InvalidArgumentError(`tau must be a number (±Infinity allowed), got ${String(this.tau)}`);
+      throw new InvalidArgumentError(`tau must be a number (±Infinity allowed), got ${shown(this.tau)}`);
     }
     this.window = checkInteger('window', window ?? EAD_DEFAULTS.window, 1, 4096);
     this.minStay = checkInteger('minStay', minStay ?? EAD_DEFAULTS.minStay, 0, 4096);
