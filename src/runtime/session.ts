@@ -8,6 +8,7 @@ import {
   type XentShape, xentParams, xentPartialsBytes, xentStatsBytes,
 } from '../gpu/kernels.ts';
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
+import type { KernelProfiler } from '../gpu/profile.ts';
 import { ReadbackRing } from '../gpu/readback.ts';
 import { STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, encodeStep } from '../gpu/step.ts';
 import { InvalidArgumentError } from '../errors.ts';
@@ -93,6 +94,8 @@ export class Session {
   /** Leading positions of row 0 whose hidden state is in hiddenHistory (a commit of another row invalidates it). */
   private hiddenKept = 0;
   private xentState: Promise<XentState> | null = null;
+  /** While set, steps time every launch in its own pass (gpu/profile.ts; `npm run bench:profile`). */
+  profiler: KernelProfiler | null = null;
 
   private constructor(
     private readonly ctx: GpuContext,
@@ -277,11 +280,16 @@ export class Session {
     const topK = wide ? MAX_TOP_K : this.topK;
     const heads = wide ? await this.wide() : this.graph;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'step' });
-    const pass = encoder.beginComputePass({ label: 'forward' });
     const shape = { nTokens, statsRows };
-    encodeCalls(pass, body, shape);
-    encodeCalls(pass, statsRows === 1 ? heads.head : heads.batchedHead, shape);
-    pass.end();
+    const head = statsRows === 1 ? heads.head : heads.batchedHead;
+    if (this.profiler) {
+      this.profiler.encode(encoder, [...body, ...head], shape);
+    } else {
+      const pass = encoder.beginComputePass({ label: 'forward' });
+      encodeCalls(pass, body, shape);
+      encodeCalls(pass, head, shape);
+      pass.end();
+    }
     this.keepHidden(encoder, keep);
     const bytes = statsRows * statsRecordBytes(topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
