@@ -15,7 +15,8 @@
 // Every product here is exact in float32 (f16's 11-bit significand times at most 7 + 6 bits), so
 // computing in float64 and storing into a Float32Array rounds once, as numpy's float32 does (the
 // one sum, d·sc·q − dmin·m, is exact in float64 unless its terms lie 2^30 apart).
-import { ModelFormatError } from '../errors.ts';
+import { GpuAllocationError, ModelFormatError } from '../errors.ts';
+import { isAllocationFailure } from './readers.ts';
 import type { TensorInfo, TensorType } from './tensors.ts';
 
 export interface BlockInfo {
@@ -170,11 +171,20 @@ export function dequantize(type: TensorType, bytes: Uint8Array, count: number): 
 /** Reads a tensor's bytes from its file and dequantises them to float32 (row-major, as `shape`). */
 export async function readTensorF32(t: TensorInfo, signal?: AbortSignal): Promise<Float32Array> {
   const count = t.shape.reduce((a, b) => a * b, 1);
-  const bytes = await t.file.read(t.offset, t.byteLength, signal);
+  // A tensor too large for this machine's memory (a multi-GB embedding in a browser) is a typed
+  // error, not the RangeError of the allocation that fails.
+  const tooLarge = (e: unknown) => new GpuAllocationError(
+    `tensor ${t.name} in ${t.file.name} (${t.byteLength} bytes, ${count} values as float32) does not fit in memory: ${(e as Error).message}`, e);
+  let bytes: Uint8Array;
+  try {
+    bytes = await t.file.read(t.offset, t.byteLength, signal);
+  } catch (e) {
+    throw isAllocationFailure(e) ? tooLarge(e) : e;
+  }
   try {
     return dequantize(t.type, bytes, count);
   } catch (e) {
     if (e instanceof ModelFormatError) throw new ModelFormatError(`tensor ${t.name} in ${t.file.name}: ${e.message}`);
-    throw e;
+    throw isAllocationFailure(e) ? tooLarge(e) : e;
   }
 }

@@ -1,7 +1,9 @@
 // ByteReaders: random access to one file's bytes, whatever holds them. Format readers (formats/)
 // read headers and tensors through these, range by range, so a multi-GB file is never held in JS
 // memory whole (except urlReader's fallback for servers that ignore Range, see below).
-import { AbortedError, ForkwiseError, InvalidArgumentError, ModelFetchError, ModelFormatError, shown } from '../errors.ts';
+import {
+  AbortedError, ForkwiseError, GpuAllocationError, InvalidArgumentError, ModelFetchError, ModelFormatError, shown,
+} from '../errors.ts';
 import type { ByteReader } from './tensors.ts';
 
 /**
@@ -15,6 +17,24 @@ export function checkRange(name: string, size: number, offset: number, length: n
   if (offset + length > size) {
     throw new ModelFormatError(
       `${name} is truncated: wanted bytes ${offset}..${offset + length} of a ${size}-byte file`);
+  }
+}
+
+/** True for the RangeError of an ArrayBuffer or typed array too large to allocate. */
+export function isAllocationFailure(e: unknown): boolean {
+  return e instanceof RangeError && /allocation|array buffer length|typed array length|array length/i.test(e.message);
+}
+
+/**
+ * `n` zeroed bytes, or GpuAllocationError when they do not fit in memory (a tensor or a whole-file
+ * download of gigabytes), instead of the RangeError of the allocation.
+ */
+export function allocateBytes(n: number, what: string): Uint8Array {
+  try {
+    return new Uint8Array(n);
+  } catch (e) {
+    if (isAllocationFailure(e)) throw new GpuAllocationError(`${what}: ${n} bytes do not fit in memory`, e);
+    throw e;
   }
 }
 
@@ -317,7 +337,7 @@ async function readBody(
 ): Promise<Uint8Array> {
   const short = (got: number) =>
     new ModelFetchError(`${href} sent ${got} bytes of ${name} where ${expected} were expected`, response.status);
-  let buffer = new Uint8Array(expected ?? 0);
+  let buffer = allocateBytes(expected ?? 0, `reading ${name}`);
   let filled = 0;
   const chunks: Uint8Array[] = [];
   const append = (chunk: Uint8Array) => {
@@ -355,7 +375,7 @@ async function readBody(
     throw new ModelFetchError(`reading ${name} from ${href} failed: ${(cause as Error).message}`, undefined, cause);
   }
   if (chunks.length > 0) {
-    buffer = new Uint8Array(filled);
+    buffer = allocateBytes(filled, `reading ${name}`);
     let at = 0;
     for (const c of chunks) {
       buffer.set(c, at);

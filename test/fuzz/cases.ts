@@ -629,6 +629,14 @@ export const REGRESSIONS: Regression[] = [
     },
   },
   {
+    name: 'a tensor too large for memory (was the RangeError of the allocation)',
+    expect: 'gpu-allocation',
+    run: async () => {
+      const file: ByteReader = { name: 'huge.gguf', size: 2 ** 45, read: async (_, n) => new Uint8Array(n) };
+      await readTensorF32({ name: 'token_embd.weight', type: 'F32', shape: [2 ** 20, 2 ** 20], file, offset: 0, byteLength: 2 ** 42 });
+    },
+  },
+  {
     name: 'index.json naming a shard outside the folder (was read)',
     expect: 'model-format',
     run: () => loadPipeline(hfFolderWith((f) => {
