@@ -1,11 +1,18 @@
 // Reading results back: a small ring of MAP_READ staging buffers, reused across steps, so a
 // decode step costs one copyBufferToBuffer and one mapAsync of a few bytes. All staging buffers
-// of a ring have one size, the largest read so far rounded up to a power of two (a smaller read
-// maps only its bytes): the ring holds as many buffers as reads were ever in flight at once, of
-// that size, whatever sizes and order the reads came in (a CNTP step reads as many records as it
-// ran trials), so its memory does not drift from one generation to the next.
+// of a ring have one size: at least MIN_STAGING_BYTES, more only for a larger read (then the
+// largest so far, to a power of two); a read maps only its own bytes. The ring holds as many
+// buffers as reads were ever in flight at once, so its memory is the same after every generation
+// whatever sizes the reads had (a CNTP step reads one record per trial it ran, a sampler reads
+// the logits row only when its candidates cannot decide).
 import { MAP_MODE_READ, READBACK, createBufferChecked } from './buffers.ts';
 import type { GpuContext } from './device.ts';
+
+/**
+ * Smallest staging buffer: every statistics read and the logits row of a vocabulary up to 64k
+ * fit, so those reads never resize the ring (each ring holds two or three of these).
+ */
+export const MIN_STAGING_BYTES = 256 << 10;
 
 /** The staging size of a read of `size` bytes: the next power of two, at least `min`. */
 function stagingSize(size: number, min: number): number {
@@ -26,7 +33,7 @@ export class ReadbackRing {
 
   /** Records a copy of [offset, offset+size) of `src` into a staging buffer. */
   async enqueue(encoder: GPUCommandEncoder, src: GPUBuffer, offset: number, size: number): Promise<PendingRead> {
-    const bytes = stagingSize(size, this.capacity);
+    const bytes = stagingSize(size, Math.max(this.capacity, MIN_STAGING_BYTES));
     if (bytes > this.size) {
       // a larger read than any before: the idle buffers are replaced as they are wanted
       this.size = bytes;

@@ -3,7 +3,7 @@
 // load/unload cycles of the tiny model in one engine. Prints GPU bytes (engine.memory()) and the
 // JS heap after a forced GC at generations 1, 10, 100, 1000 (and every 100th); exits non-zero if
 // the GPU bytes after any cycle differ from the first cycle's, anything is left after dispose(),
-// or the heap grew by more than --heap-slack-mb (default 32) over its size at generation 100.
+// or the heap grew by more than --heap-slack-mb (default 4) over its size at generation 100.
 //   --generations N (default 1000)  --cycles N (default 200)  --max-tokens N (default 4)
 import { parseArgs } from 'node:util';
 import type { DecoderName } from '../../src/engine.ts';
@@ -16,7 +16,7 @@ const { values } = parseArgs({
     generations: { type: 'string', default: '1000' },
     cycles: { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '4' },
-    'heap-slack-mb': { type: 'string', default: '32' },
+    'heap-slack-mb': { type: 'string', default: '4' },
   },
 });
 const GENERATIONS = Number(values.generations);
