@@ -23,3 +23,4 @@ export type { ChatMessage, TextTokenizer, TokenTextStream } from './tokenizer/ty
 export { WorkerEngine, createWorkerEngine } from './worker/client.ts';
 export { serveEngine } from './worker/serve.ts';
 export type { MessageEndpoint } from './worker/protocol.ts';
+export * from './openai/index.ts';

@@ -1,0 +1,372 @@
+// The OpenAI-shaped API over an engine: `ai.chat.completions.create(params)` and
+// `ai.completions.create(params)` with OpenAI's parameters and response objects (plain, or a
+// stream of chunks with `stream: true`), on the in-page Engine, a WorkerEngine or Node's engine.
+//
+//   const ai = createOpenAI(engine, { model: 'qwen3', topK: 20 });
+//   const r = await ai.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 32 });
+//   for await (const chunk of await ai.chat.completions.create({ messages, stream: true })) …
+//
+// Each choice runs one generate(); n choices run one after another (seeds seed, seed + 1, …; the
+// engine's lock serialises them with any other caller's generations, first come first served).
+import { DEFAULT_TOP_K, type GenerateOptions, type Generation, type GenerationStep, type Prompt } from '../engine.ts';
+import { checkInteger } from '../errors.ts';
+import { type RequestPlan, chatPlan, completionPlan } from './params.ts';
+import { StopBuffer } from './stop.ts';
+import type {
+  ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParams, ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming, ChatCompletionTokenLogprob, Completion, CompletionCreateParams,
+  CompletionCreateParamsNonStreaming, CompletionCreateParamsStreaming, CompletionLogprobs, CompletionUsage,
+  ForkwiseChoiceExtension, ForkwiseTokenStats, GenerateEngine, ModelList, OpenAIFinishReason, RequestOptions, TopLogprob,
+} from './types.ts';
+
+export interface OpenAIEngineOptions {
+  /** The id responses carry and models() lists; default 'forkwise'. A request's `model` is not checked against it. */
+  model?: string;
+  /**
+   * The topK the model was loaded with (loadModel's; default 5): the most top_logprobs a request
+   * may ask for. Load with a larger topK (up to 64) for OpenAI's 20.
+   */
+  topK?: number;
+}
+
+/** OpenAI's logprob for a token that is not among the step's candidates ("very unlikely"). */
+export const UNLISTED_LOGPROB = -9999;
+
+/** A stream of chunks: iterate it; stopping early (break, return) stops the generation. */
+export type ChunkStream<T> = AsyncGenerator<T, void, undefined>;
+
+/** One generated token, described for the response. */
+interface TokenOut {
+  token: string;
+  logprob: number;
+  top: TopLogprob[];
+  stats: ForkwiseTokenStats;
+  /** UTF-16 offsets of the token's text in the choice's completion text. */
+  start: number;
+  end: number;
+}
+
+/** Text safe to emit and the tokens whose text it completes. */
+interface Piece {
+  text: string;
+  tokens: TokenOut[];
+}
+
+interface ChoiceEnd {
+  finishReason: OpenAIFinishReason;
+  extension: Omit<ForkwiseChoiceExtension, 'tokens'>;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+const encoder = new TextEncoder();
+const bytesOf = (text: string) => Array.from(encoder.encode(text));
+
+function randomId(prefix: string): string {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function describe(step: GenerationStep, plan: RequestPlan): Omit<TokenOut, 'start' | 'end'> {
+  // The step's lse is log Σ exp(z/T) at the decoder's statistics temperature T (the sampling
+  // temperature, 1 for greedy); the candidates carry raw logits z.
+  const logprob = (logit: number) => logit / plan.statsTemperature - step.lse;
+  const chosen = step.topK.find((c) => c.id === step.tokenId);
+  const token = chosen ? chosen.text : step.text;
+  const stats: ForkwiseTokenStats = { lse: step.lse, entropy: step.entropy, varentropy: step.varentropy };
+  if (step.event) stats.event = step.event;
+  if (step.model) stats.model = step.model;
+  return {
+    token,
+    logprob: chosen ? logprob(chosen.logit) : UNLISTED_LOGPROB,
+    top: plan.logprobs ? step.topK.slice(0, plan.logprobs).map((c) => ({ token: c.text, logprob: logprob(c.logit), bytes: bytesOf(c.text) })) : [],
+    stats,
+  };
+}
+
+/**
+ * One choice's text as it becomes safe to emit (stop strings held back until they cannot match),
+ * with the tokens it completes; returns why it ended. Ends the generation on a stop string.
+ */
+async function* pieces(generation: Generation, plan: RequestPlan): AsyncGenerator<Piece, ChoiceEnd> {
+  const stop = new StopBuffer(plan.stops);
+  const waiting: TokenOut[] = [];
+  let produced = 0;
+  let emitted = 0;
+  let count = 0;
+  let promptTokens = 0;
+  const release = (text: string, stopped: boolean): Piece => {
+    emitted += text.length;
+    const tokens: TokenOut[] = [];
+    // A token is reported with the text that completes it; at a stop string, the tokens that
+    // began before it (the one that straddles it included), and none after.
+    while (waiting.length && (waiting[0].end <= emitted || (stopped && waiting[0].start < emitted))) tokens.push(waiting.shift()!);
+    if (stopped) waiting.length = 0;
+    return { text, tokens };
+  };
+  for await (const step of generation) {
+    if (count === 0) promptTokens = step.pos + 1;
+    count++;
+    const start = produced;
+    produced += step.text.length;
+    waiting.push({ ...describe(step, plan), start, end: produced });
+    const r = stop.push(step.text);
+    const piece = release(r.emit, r.stopped);
+    if (piece.text || piece.tokens.length) yield piece;
+    if (r.stopped) {
+      // Leaving the loop stops the generation (the engine ends it after the step in flight).
+      return { finishReason: 'stop', extension: { finish: 'stop_string' }, promptTokens, completionTokens: count };
+    }
+  }
+  const result = await generation.result;
+  // Text the detokeniser released only at the end (a pending multi-byte character).
+  const r = stop.push(result.completion.slice(produced));
+  const piece = release(r.emit + (r.stopped ? '' : stop.flush()), r.stopped);
+  if (!r.stopped) piece.tokens.push(...waiting.splice(0));
+  if (piece.text || piece.tokens.length) yield piece;
+  const finishReason: OpenAIFinishReason = r.stopped || result.finish === 'eos' || result.finish === 'bos' ? 'stop' : 'length';
+  return {
+    finishReason,
+    extension: { finish: r.stopped ? 'stop_string' : result.finish, summary: result.summary },
+    promptTokens: result.promptTokenCount,
+    completionTokens: count,
+  };
+}
+
+function usageOf(promptTokens: number, completionTokens: number): CompletionUsage {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+function chatLogprob(t: TokenOut): ChatCompletionTokenLogprob {
+  return { token: t.token, logprob: t.logprob, bytes: bytesOf(t.token), top_logprobs: t.top };
+}
+
+function completionLogprobs(tokens: TokenOut[], offset: number): CompletionLogprobs {
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((c) => [c.token, c.logprob]))),
+    text_offset: tokens.map((t) => offset + t.start),
+  };
+}
+
+/** The generations of a request: choice by choice, prompt by prompt; the first is made up front (its errors come before any work). */
+class Choices {
+  private first: Generation | null;
+  constructor(private readonly engine: GenerateEngine, private readonly plan: RequestPlan, private readonly signal?: AbortSignal) {
+    this.first = this.make(0);
+  }
+
+  get count(): number {
+    return this.plan.prompts.length * this.plan.n;
+  }
+
+  prompt(index: number): Prompt {
+    return this.plan.prompts[Math.floor(index / this.plan.n)];
+  }
+
+  generation(index: number): Generation {
+    if (index === 0 && this.first) {
+      const g = this.first;
+      this.first = null;
+      return g;
+    }
+    return this.make(index);
+  }
+
+  private make(index: number): Generation {
+    const options: GenerateOptions = { ...this.plan.options, seed: this.plan.seed + (index % this.plan.n) };
+    if (this.signal) options.signal = this.signal;
+    return this.engine.generate(this.prompt(index), options);
+  }
+}
+
+export class ChatCompletions {
+  constructor(private readonly owner: OpenAIEngine) {}
+
+  create(params: ChatCompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<ChatCompletionChunk>>;
+  create(params: ChatCompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<ChatCompletion>;
+  create(params: ChatCompletionCreateParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>>;
+  async create(params: ChatCompletionCreateParams, options?: RequestOptions): Promise<ChatCompletion | ChunkStream<ChatCompletionChunk>> {
+    const plan = chatPlan(params, { topK: this.owner.topK });
+    const choices = new Choices(this.owner.engine, plan, options?.signal ?? plan.signal);
+    const base = { id: randomId('chatcmpl-'), created: now(), model: this.owner.modelId };
+    return plan.stream ? this.stream(plan, choices, base) : this.whole(plan, choices, base);
+  }
+
+  private async whole(plan: RequestPlan, choices: Choices, base: { id: string; created: number; model: string }): Promise<ChatCompletion> {
+    const out: ChatCompletion['choices'] = [];
+    let promptTokens = 0;
+    let completionTokens = 0;
+    for (let i = 0; i < choices.count; i++) {
+      const run = pieces(choices.generation(i), plan);
+      let text = '';
+      const tokens: TokenOut[] = [];
+      let next = await run.next();
+      for (; !next.done; next = await run.next()) {
+        text += next.value.text;
+        tokens.push(...next.value.tokens);
+      }
+      const end = next.value;
+      if (i === 0) promptTokens = end.promptTokens;
+      completionTokens += end.completionTokens;
+      out.push({
+        index: i,
+        message: { role: 'assistant', content: text, refusal: null },
+        logprobs: plan.logprobs === null ? null : { content: tokens.map(chatLogprob), refusal: null },
+        finish_reason: end.finishReason,
+        forkwise: { tokens: tokens.map((t) => t.stats), ...end.extension },
+      });
+    }
+    return { ...base, object: 'chat.completion', choices: out, usage: usageOf(promptTokens, completionTokens) };
+  }
+
+  private async *stream(plan: RequestPlan, choices: Choices, base: { id: string; created: number; model: string }): ChunkStream<ChatCompletionChunk> {
+    const usage = plan.includeUsage ? { usage: null } : {};
+    const chunk = (choice: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices: [choice], ...usage });
+    let promptTokens = 0;
+    let completionTokens = 0;
+    for (let i = 0; i < choices.count; i++) {
+      const run = pieces(choices.generation(i), plan);
+      let next: IteratorResult<Piece, ChoiceEnd>;
+      try {
+        yield chunk({ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null, forkwise: { tokens: [] } });
+        for (next = await run.next(); !next.done; next = await run.next()) {
+          const { text, tokens } = next.value;
+          yield chunk({
+            index: i,
+            delta: { content: text },
+            logprobs: plan.logprobs === null ? null : { content: tokens.map(chatLogprob), refusal: null },
+            finish_reason: null,
+            forkwise: { tokens: tokens.map((t) => t.stats) },
+          });
+        }
+      } finally {
+        await run.return(undefined as never); // a consumer that stops early stops the generation
+      }
+      const end = next.value;
+      if (i === 0) promptTokens = end.promptTokens;
+      completionTokens += end.completionTokens;
+      yield chunk({ index: i, delta: {}, logprobs: null, finish_reason: end.finishReason, forkwise: { tokens: [], ...end.extension } });
+    }
+    if (plan.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(promptTokens, completionTokens) };
+  }
+}
+
+export class Completions {
+  constructor(private readonly owner: OpenAIEngine) {}
+
+  create(params: CompletionCreateParamsStreaming, options?: RequestOptions): Promise<ChunkStream<Completion>>;
+  create(params: CompletionCreateParamsNonStreaming, options?: RequestOptions): Promise<Completion>;
+  create(params: CompletionCreateParams, options?: RequestOptions): Promise<Completion | ChunkStream<Completion>>;
+  async create(params: CompletionCreateParams, options?: RequestOptions): Promise<Completion | ChunkStream<Completion>> {
+    const plan = completionPlan(params, { topK: this.owner.topK });
+    const choices = new Choices(this.owner.engine, plan, options?.signal ?? plan.signal);
+    const base = { id: randomId('cmpl-'), object: 'text_completion' as const, created: now(), model: this.owner.modelId };
+    return plan.stream ? this.stream(plan, choices, base) : this.whole(plan, choices, base);
+  }
+
+  private async whole(plan: RequestPlan, choices: Choices, base: Omit<Completion, 'choices'>): Promise<Completion> {
+    const out: Completion['choices'] = [];
+    const prompts = new Map<number, number>();
+    let completionTokens = 0;
+    for (let i = 0; i < choices.count; i++) {
+      const echoed = plan.echo ? (choices.prompt(i) as string) : '';
+      const run = pieces(choices.generation(i), plan);
+      let text = echoed;
+      const tokens: TokenOut[] = [];
+      let next = await run.next();
+      for (; !next.done; next = await run.next()) {
+        text += next.value.text;
+        tokens.push(...next.value.tokens);
+      }
+      const end = next.value;
+      prompts.set(Math.floor(i / plan.n), end.promptTokens);
+      completionTokens += end.completionTokens;
+      out.push({
+        index: i,
+        text,
+        logprobs: plan.logprobs === null ? null : completionLogprobs(tokens, echoed.length),
+        finish_reason: end.finishReason,
+        forkwise: { tokens: tokens.map((t) => t.stats), ...end.extension },
+      });
+    }
+    const promptTokens = [...prompts.values()].reduce((a, b) => a + b, 0);
+    return { ...base, choices: out, usage: usageOf(promptTokens, completionTokens) };
+  }
+
+  private async *stream(plan: RequestPlan, choices: Choices, base: Omit<Completion, 'choices'>): ChunkStream<Completion> {
+    const usage = plan.includeUsage ? { usage: null } : {};
+    const prompts = new Map<number, number>();
+    let completionTokens = 0;
+    for (let i = 0; i < choices.count; i++) {
+      const echoed = plan.echo ? (choices.prompt(i) as string) : '';
+      const run = pieces(choices.generation(i), plan);
+      let next: IteratorResult<Piece, ChoiceEnd>;
+      try {
+        if (echoed) yield { ...base, choices: [{ index: i, text: echoed, logprobs: null, finish_reason: null, forkwise: { tokens: [] } }], ...usage };
+        for (next = await run.next(); !next.done; next = await run.next()) {
+          const { text, tokens } = next.value;
+          yield {
+            ...base,
+            choices: [{
+              index: i, text, logprobs: plan.logprobs === null ? null : completionLogprobs(tokens, echoed.length), finish_reason: null,
+              forkwise: { tokens: tokens.map((t) => t.stats) },
+            }],
+            ...usage,
+          };
+        }
+      } finally {
+        await run.return(undefined as never);
+      }
+      const end = next.value;
+      prompts.set(Math.floor(i / plan.n), end.promptTokens);
+      completionTokens += end.completionTokens;
+      yield {
+        ...base,
+        choices: [{ index: i, text: '', logprobs: null, finish_reason: end.finishReason, forkwise: { tokens: [], ...end.extension } }],
+        ...usage,
+      };
+    }
+    if (plan.includeUsage) {
+      const promptTokens = [...prompts.values()].reduce((a, b) => a + b, 0);
+      yield { ...base, choices: [], usage: usageOf(promptTokens, completionTokens) };
+    }
+  }
+}
+
+/** `engine` with OpenAI's API: `chat.completions.create`, `completions.create`, `models.list`. */
+export class OpenAIEngine {
+  readonly modelId: string;
+  readonly topK: number;
+  readonly chat: { completions: ChatCompletions };
+  readonly completions: Completions;
+  readonly models: { list(): Promise<ModelList> };
+  private readonly created = now();
+
+  constructor(readonly engine: GenerateEngine, options: OpenAIEngineOptions = {}) {
+    this.modelId = options.model ?? 'forkwise';
+    this.topK = checkInteger('topK', options.topK ?? DEFAULT_TOP_K, 1, 64);
+    this.chat = { completions: new ChatCompletions(this) };
+    this.completions = new Completions(this);
+    this.models = { list: async () => this.modelList() };
+  }
+
+  /** GET /v1/models: the one model loaded (none while nothing is loaded). */
+  modelList(): ModelList {
+    const data = this.engine.model ? [{ id: this.modelId, object: 'model' as const, created: this.created, owned_by: 'forkwise' }] : [];
+    return { object: 'list', data };
+  }
+}
+
+export function createOpenAI(engine: GenerateEngine, options: OpenAIEngineOptions = {}): OpenAIEngine {
+  return new OpenAIEngine(engine, options);
+}
+
+/** Just `chat.completions` of createOpenAI(engine, options). */
+export function createChatCompletions(engine: GenerateEngine, options: OpenAIEngineOptions = {}): ChatCompletions {
+  return new OpenAIEngine(engine, options).chat.completions;
+}
