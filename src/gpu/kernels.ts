@@ -13,6 +13,7 @@ import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import softmaxWgsl from '../../shaders/softmax.wgsl?raw';
 import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
 import xentWgsl from '../../shaders/xent.wgsl?raw';
+import xentLinearWgsl from '../../shaders/xent_linear.wgsl?raw';
 import { InvalidArgumentError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
 import { type KernelCall, type StepShape, PipelineCache, bindGroupFor, ceilDiv } from './pipelines.ts';
@@ -131,6 +132,29 @@ export class Kernels {
   ) {
     return this.call(label, { name: 'attention', code: attentionWgsl, constants: attentionConstants(c) },
       [b.step, b.tokens, b.qkv, b.kCache, b.vCache, b.out], (s) => [ceilDiv(c.nHeads, 32), s.nTokens, 1]);
+  }
+
+  /**
+   * `attention` that also writes, for the step's stats rows, one AttentionRecord each into
+   * `records` ([statsRows][4 + nHeads] f32: mean and variance over heads of the per-head entropies
+   * in bits, head agreement, mean |score|, then each head's entropy in bits; attention.wgsl
+   * main_stats + agree). `headStats` holds [maxStatsRows][nHeads] vec4 and `scores`
+   * [maxStatsRows][nHeads][seqLen] f32 of scratch. The attention output is the same as attention's.
+   */
+  attentionStats(
+    label: string,
+    c: AttentionShape,
+    b: StepBindings & {
+      qkv: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer; out: GPUBuffer; headStats: GPUBuffer; scores: GPUBuffer; records: GPUBuffer;
+    },
+  ): Promise<KernelCall[]> {
+    const spec = (entryPoint: string) => ({ name: 'attention', code: attentionWgsl, entryPoint, constants: attentionConstants(c) });
+    return Promise.all([
+      this.call(label, spec('main_stats'), [b.step, b.tokens, b.qkv, b.kCache, b.vCache, b.out, b.headStats, b.scores],
+        (s) => [ceilDiv(c.nHeads, 32), s.nTokens, 1]),
+      this.call(`${label}.agree`, spec('agree'), [b.step, b.tokens, null, null, null, null, b.headStats, b.scores, b.records],
+        (s) => [s.statsRows, 1, 1]),
+    ]);
   }
 
   swiglu(label: string, hidden: number, b: { step: GPUBuffer; hb: GPUBuffer; out: GPUBuffer }) {
@@ -267,6 +291,50 @@ export class Kernels {
         [null, null, null, null, null, b.partials, null, b.grad], () => [c.dim / 4, 1, 1]),
     ]);
   }
+  /**
+   * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
+   * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
+   * `u` [⌈vocab/4⌉] vec4, the forward partials, xent.wgsl's merge and loss into `stats` (the same
+   * records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
+   * `grad` [dim]. Costs O(T·V + V·dim) per call instead of O(T·V·dim).
+   */
+  async xentLinear(
+    label: string,
+    c: { dim: number; vocab: number; backward: boolean },
+    b: {
+      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer; partials: GPUBuffer;
+      stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer;
+    },
+  ): Promise<KernelCall<XentShape>[]> {
+    const v4 = ceilDiv(c.vocab, 4);
+    const spec = (entryPoint: string) => ({ ...this.xentSpec(entryPoint, c), name: 'xent_linear', code: xentLinearWgsl });
+    const calls = [
+      // δ = 0 (the first call of a reflection): u = 0 without reading W.
+      this.call<XentShape>(`${label}.shift`, spec('shift'), [null, null, b.u, b.wcls, null, null, null, null, null, b.delta],
+        (s) => [s.zeroDelta ? 0 : ceilDiv(v4, 64), 1, 1]),
+      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, b.partials],
+        () => [XENT_GROUPS, 1, 1]),
+      this.call<XentShape>(`${label}.merge`, this.xentSpec('merge', c),
+        [b.params, null, null, null, null, b.partials, b.stats], (s) => [xentRows(s) + 1, 1, 1]),
+      this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
+        [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
+    ];
+    if (c.backward) {
+      calls.push(
+        this.call<XentShape>(`${label}.coefficients`, spec('coefficients'),
+          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(v4, 64), 1, 1]),
+        this.call<XentShape>(`${label}.grad`, spec('grad_reduce'), [null, null, null, b.wcls, null, null, null, b.coef, b.grad],
+          () => [c.dim, 1, 1]),
+      );
+    }
+    return Promise.all(calls);
+  }
+
+  /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
+  xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
+    return this.call(label, { ...this.xentSpec('last_row', c), name: 'xent_linear', code: xentLinearWgsl },
+      [b.params, b.logits, b.u, null, null, null, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
+  }
 }
 
 export type { StepShape };
@@ -296,6 +364,8 @@ const attentionConstants = (c: AttentionShape) => ({
 /** Shape of one xent launch: T, the positions (hidden rows) of the context, ≥ 1. */
 export interface XentShape {
   positions: number;
+  /** δ is 0 (xentLinear skips u = W·δ). */
+  zeroDelta?: boolean;
 }
 
 const XENT_WG = 64;

@@ -2,7 +2,7 @@
 // full-vocabulary fallback — statistics only, never a GPU buffer.
 import { InvalidArgumentError } from '../errors.ts';
 import { AdamW, type AdamWOptions } from './adamw.ts';
-import type { SamplingParams, Session } from './session.ts';
+import type { SamplingParams, Session, XentMode } from './session.ts';
 import type { StepStats } from './stats.ts';
 
 /** SRGen's reflection (algorithms.md §4): optimise δ at the LM-head input over the known context. */
@@ -19,6 +19,13 @@ export interface ReflectOptions {
   adam?: Partial<AdamWOptions>;
   /** What the LM head over h_T + δ computes (the decoder's sampling params; the draw is keyed as the step's). */
   sampling: SamplingParams;
+  /**
+   * 'linear' (default): the context's logits W·h_t are computed once (GEMM over the new kept
+   * positions) and each AdamW step costs O(T·V + V·d) (xent_linear.wgsl); 'fused' recomputes
+   * them every step, O(T·V·d) (xent.wgsl). The same loss and δ within float32 rounding; 'linear'
+   * falls back to 'fused' where the kept logits would not fit (Session.keptLogitsCapacity).
+   */
+  mode?: XentMode;
 }
 
 export interface Reflection {
@@ -106,14 +113,17 @@ export class SessionRuntime implements DecodeRuntime {
     const adam = new AdamW(dim, o.adam);
     const delta = new Float32Array(dim);
     const losses: number[] = [];
+    let mode = o.mode;
     for (let s = 0; s <= o.steps; s++) {
-      const r = await session.xent(n, targets, delta, { lambda: o.lambda, temperature: o.temperature, backward: s < o.steps });
+      const r = await session.xent(n, targets, delta, { lambda: o.lambda, temperature: o.temperature, backward: s < o.steps, mode });
       losses.push(r.loss);
+      mode = r.mode;
       if (s < o.steps) delta.set(adam.step(r.grad!));
     }
     const h = await session.keptHidden(n - 1);
     for (let i = 0; i < dim; i++) h[i] += delta[i]; // float32 adds, as the xent kernels form h + δ
-    const stats = await session.headOver(hiddenRow, h, o.sampling);
+    // 'linear': the last xent() formed W·h_T + W·δ already; the statistics come from those logits.
+    const stats = mode === 'linear' ? await session.headOverKeptLogits(hiddenRow, h, o.sampling) : await session.headOver(hiddenRow, h, o.sampling);
     return { losses, stats };
   }
 

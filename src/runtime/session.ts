@@ -16,7 +16,7 @@ import { kvDim, qDim } from '../model/config.ts';
 import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
 import type { GpuWeights } from '../model/weights.ts';
 import { KvCache } from './kv-cache.ts';
-import { type StepStats, parseStats, statsRecordBytes } from './stats.ts';
+import { type StepStats, attentionRecordWords, parseAttention, parseStats, statsRecordBytes } from './stats.ts';
 
 export interface TokenInput {
   id: number;
@@ -61,6 +61,8 @@ export interface XentResult {
   entropy: number;
   /** dloss/dδ [dim]; null when only the forward ran. */
   grad: Float32Array | null;
+  /** The path that computed it ('linear' falls back to 'fused' past keptLogitsCapacity). */
+  mode: XentMode;
 }
 
 /** The fused xent kernels and their buffers, made on the first reflection. */
@@ -73,6 +75,48 @@ interface XentState {
   grad: GPUBuffer;
   forward: KernelCall<XentShape>[];
   backward: KernelCall<XentShape>[];
+  /** The transposed dense classifier the xent kernels read. */
+  wcls: GPUBuffer;
+}
+
+/** How SRGen's loss is computed: from kept logits (xent_linear.wgsl) or recomputed (xent.wgsl). */
+export type XentMode = 'linear' | 'fused';
+
+/**
+ * Bytes the kept logits of row 0 may take at most (z_t = W·h_t, [positions][vocab] float32): 33 MB
+ * for stories15M's 256 positions. A reflection over more positions than fit uses the fused
+ * recompute (xent.wgsl).
+ */
+export const KEPT_LOGITS_MAX_BYTES = 128 * 1024 * 1024;
+/** Positions per GEMM launch filling the kept logits. */
+const FILL_ROWS = 64;
+
+/** A graph body whose chosen layer's attention also writes attention records (attention.wgsl main_stats, agree). */
+interface AttentionStatsState {
+  layer: number;
+  headStats: GPUBuffer;
+  scores: GPUBuffer;
+  records: GPUBuffer;
+  /** The bodies built for `graph` (rebuilt when ensureRows rebinds the graph). */
+  graph: ForwardGraph | null;
+  decode: KernelCall[];
+  prefill: KernelCall[];
+}
+
+/** The kept-logits path of SRGen's loss: a [cap][V4] vec4 history and the linear kernels. */
+interface LinearXentState {
+  /** Leading positions the history can hold. */
+  capacity: number;
+  logits: GPUBuffer;
+  u: GPUBuffer;
+  coef: GPUBuffer;
+  fillStep: GPUBuffer;
+  fillOut: GPUBuffer;
+  fill: KernelCall;
+  forward: KernelCall<XentShape>[];
+  backward: KernelCall<XentShape>[];
+  /** z_{T−1} + u into the session's logits row 0 (headOverKeptLogits). */
+  lastRow: KernelCall;
 }
 
 export class Session {
@@ -94,6 +138,11 @@ export class Session {
   /** Leading positions of row 0 whose hidden state is in hiddenHistory (a commit of another row invalidates it). */
   private hiddenKept = 0;
   private xentState: Promise<XentState> | null = null;
+  private linearState: Promise<LinearXentState> | null = null;
+  /** Attention statistics of one layer for the stats rows (setAttentionStats); null: off. */
+  private attention: AttentionStatsState | null = null;
+  /** Leading positions of row 0 whose logits W·h_t are in the kept-logits history. */
+  private logitsKept = 0;
   /** While set, steps time every launch in its own pass (gpu/profile.ts; `npm run bench:profile`). */
   profiler: KernelProfiler | null = null;
 
@@ -196,6 +245,7 @@ export class Session {
     this.wideHeads = null;
     this.kv.discard(this.pool);
     this.kvCache = grown;
+    if (this.attention) await this.setAttentionStats(this.attention.layer);
   }
 
   /**
@@ -246,7 +296,62 @@ export class Session {
 
   /** The graph body for a step of `n` token rows: GEMV matmuls for one, GEMM for more. */
   private bodyFor(n: number): KernelCall[] {
+    const a = this.attention;
+    if (a) return n === 1 ? a.decode : a.prefill;
     return n === 1 ? this.graph.decode : this.graph.prefill;
+  }
+
+  /** The layer whose attention statistics steps report (StepStats.attention), or null. */
+  get attentionStatsLayer(): number | null {
+    return this.attention?.layer ?? null;
+  }
+
+  /**
+   * From the next step on, each stats row's StepStats carries `attention`: the attention statistics
+   * of `layer` (default the last; null turns them off) for that row's token (attention.wgsl
+   * main_stats, agree): 16 + 4·n_heads bytes more per row read back, no attention matrix. Rows
+   * whose graph body did not run in the launch (score()'s later LM-head chunks, headOver) have none.
+   */
+  async setAttentionStats(layer: number | null = this.config.nLayers - 1): Promise<void> {
+    this.ctx.assertAlive();
+    if (layer === null) {
+      this.releaseAttention();
+      return;
+    }
+    const c = this.config;
+    if (!Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) {
+      throw new InvalidArgumentError(`attention statistics: layer must be an integer in [0, ${c.nLayers - 1}], got ${layer}`);
+    }
+    if (this.attention?.layer === layer && this.attention.graph === this.graph) return;
+    const a = this.attention ?? {
+      layer,
+      headStats: await this.pool.acquire('attn_head_stats', this.maxStatsRows * c.nHeads * 16),
+      scores: await this.pool.acquire('attn_scores', this.maxStatsRows * c.nHeads * this.context * 4),
+      records: await this.pool.acquire('attn_records', this.maxStatsRows * attentionRecordWords(c.nHeads) * 4),
+      graph: null, decode: [], prefill: [],
+    };
+    const shape = {
+      qDim: qDim(c), kvDim: kvDim(c), headDim: c.headDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads, seqLen: this.context,
+    };
+    const calls = await this.kernels.attentionStats(`l${layer}.attention`, shape, {
+      step: this.buffers.step, tokens: this.buffers.tokens, qkv: this.buffers.qkv, kCache: this.buffers.kCache[layer],
+      vCache: this.buffers.vCache[layer], out: this.buffers.att, headStats: a.headStats, scores: a.scores, records: a.records,
+    });
+    // The graph's body with the chosen layer's attention launch replaced (forward.ts labels it l<layer>.attention).
+    const splice = (body: KernelCall[]) => {
+      const i = body.findIndex((k) => k.label === `l${layer}.attention`);
+      if (i < 0) throw new InvalidArgumentError(`no attention launch for layer ${layer} in the graph`);
+      return [...body.slice(0, i), ...calls, ...body.slice(i + 1)];
+    };
+    Object.assign(a, { layer, graph: this.graph, decode: splice(this.graph.decode), prefill: splice(this.graph.prefill) });
+    this.attention = a;
+  }
+
+  private releaseAttention(): void {
+    const a = this.attention;
+    if (!a) return;
+    [a.headStats, a.scores, a.records].forEach((b) => this.pool.release(b));
+    this.attention = null;
   }
 
   private checkTokens(tokens: readonly TokenInput[]): void {
@@ -268,7 +373,7 @@ export class Session {
 
   private async run(
     body: KernelCall[], nTokens: number, statsStart: number, statsRows: number, sampling: SamplingParams,
-    keep: readonly TokenInput[] = [],
+    keep: readonly TokenInput[] = [], headFor?: (heads: Pick<ForwardGraph, 'head' | 'batchedHead'>) => KernelCall[],
   ): Promise<StepStats[]> {
     encodeStep(this.stepUniform, {
       nTokens, statsRowStart: statsStart, statsRows, seed: sampling.seed, counter: sampling.counter ?? 0,
@@ -281,7 +386,7 @@ export class Session {
     const heads = wide ? await this.wide() : this.graph;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'step' });
     const shape = { nTokens, statsRows };
-    const head = statsRows === 1 ? heads.head : heads.batchedHead;
+    const head = headFor ? headFor(heads) : statsRows === 1 ? heads.head : heads.batchedHead;
     if (this.profiler) {
       this.profiler.encode(encoder, [...body, ...head], shape);
     } else {
@@ -293,8 +398,13 @@ export class Session {
     this.keepHidden(encoder, keep);
     const bytes = statsRows * statsRecordBytes(topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
+    const a = body.length > 0 ? this.attention : null;
+    const nHeads = this.config.nHeads;
+    const attention = a ? await this.readback.enqueue(encoder, a.records, 0, statsRows * attentionRecordWords(nHeads) * 4) : null;
     this.ctx.device.queue.submit([encoder.finish()]);
-    return parseStats(await pending.read(), statsRows, topK);
+    const stats = parseStats(await pending.read(), statsRows, topK);
+    if (a && attention) parseAttention(await attention.read(), statsRows, nHeads, a.layer).forEach((x, i) => (stats[i].attention = x));
+    return stats;
   }
 
   /**
@@ -311,6 +421,8 @@ export class Session {
       while (j + 1 < tokens.length && tokens[j + 1].row === 0 && tokens[j + 1].pos === tokens[j].pos + 1) j++;
       const first = tokens[i].pos;
       encoder.copyBufferToBuffer(this.buffers.hidden, i * rowBytes, history, first * rowBytes, (j - i + 1) * rowBytes);
+      // Kept logits from `first` on were of other hidden states.
+      this.logitsKept = Math.min(this.logitsKept, first);
       // Positions before `first` are kept only if nothing is missing in between.
       if (first <= this.hiddenKept) this.hiddenKept = tokens[j].pos + 1;
       i = j;
@@ -346,9 +458,66 @@ export class Session {
         this.kernels.xentForward('xent', shape, io),
         this.kernels.xentBackward('xent', shape, io),
       ]);
-      return { ...b, forward, backward };
+      return { ...b, forward, backward, wcls: io.wcls };
     })();
     return this.xentState;
+  }
+
+  /** Positions of row 0 the kept-logits path (XentMode 'linear') can take on this device. */
+  get keptLogitsCapacity(): number {
+    const limits = this.ctx.device.limits;
+    const rowBytes = Math.ceil(this.config.vocabSize / 4) * 16;
+    const bytes = Math.min(KEPT_LOGITS_MAX_BYTES, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    return Math.min(this.context, Math.floor(bytes / rowBytes));
+  }
+
+  private linearKernels(): Promise<LinearXentState> {
+    this.linearState ??= (async () => {
+      const x = await this.xentKernels();
+      const c = this.config;
+      const v4 = Math.ceil(c.vocabSize / 4);
+      const capacity = this.keptLogitsCapacity;
+      if (capacity < 1) throw new InvalidArgumentError('the kept logits of one position exceed a storage binding');
+      const get = (label: string, bytes: number, usage = STORAGE) => this.pool.acquire(label, bytes, usage);
+      const b = {
+        logits: await get('xent_kept_logits', capacity * v4 * 16),
+        u: await get('xent_u', v4 * 16),
+        coef: await get('xent_coef', v4 * 16),
+        fillStep: await get('xent_fill_step', STEP_UNIFORM_BYTES, UNIFORM),
+        fillOut: await get('xent_fill_out', FILL_ROWS * v4 * 16),
+      };
+      const io = { ...x, ...b, wcls: x.wcls };
+      const shape = { dim: c.dim, vocab: c.vocabSize };
+      const [fill, forward, backward, lastRow] = await Promise.all([
+        // Logits of the kept hidden rows stats_row_start.. (the GEMM of the LM head's batched path).
+        this.kernels.matmul('xent.fill', {
+          k: c.dim, n: c.vocabSize, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true, yN: 4 * v4,
+        }, { step: b.fillStep, x: this.hiddenHistory!, w: x.wcls, y: b.fillOut }),
+        this.kernels.xentLinear('xent_linear', { ...shape, backward: false }, io),
+        this.kernels.xentLinear('xent_linear', { ...shape, backward: true }, io),
+        this.kernels.xentLastRow('xent_linear.last_row', shape, { params: x.params, logits: b.logits, u: b.u, out: this.buffers.logits }),
+      ]);
+      return { capacity, ...b, fill, forward, backward, lastRow };
+    })();
+    return this.linearState;
+  }
+
+  /** Computes the kept logits of row 0's positions [logitsKept, positions), FILL_ROWS per GEMM. */
+  private async fillKeptLogits(l: LinearXentState, positions: number): Promise<void> {
+    const rowBytes = Math.ceil(this.config.vocabSize / 4) * 16;
+    const step = new ArrayBuffer(STEP_UNIFORM_BYTES);
+    for (let first = this.logitsKept; first < positions; first += FILL_ROWS) {
+      const rows = Math.min(FILL_ROWS, positions - first);
+      encodeStep(step, { nTokens: rows, statsRowStart: first, statsRows: rows, seed: 0, counter: 0, statsTemperature: 1, sampleTemperature: 0 });
+      this.ctx.device.queue.writeBuffer(l.fillStep, 0, step);
+      const encoder = this.ctx.device.createCommandEncoder({ label: 'xent fill' });
+      const pass = encoder.beginComputePass({ label: 'xent fill' });
+      encodeCalls(pass, [l.fill], { nTokens: rows, statsRows: rows });
+      pass.end();
+      encoder.copyBufferToBuffer(l.fillOut, 0, l.logits, first * rowBytes, rows * rowBytes);
+      this.ctx.device.queue.submit([encoder.finish()]);
+    }
+    this.logitsKept = Math.max(this.logitsKept, positions);
   }
 
   /**
@@ -359,7 +528,7 @@ export class Session {
    */
   async xent(
     positions: number, targets: readonly number[], delta: Float32Array,
-    o: { lambda: number; temperature: number; backward: boolean },
+    o: { lambda: number; temperature: number; backward: boolean; mode?: XentMode },
   ): Promise<XentResult> {
     this.ctx.assertAlive();
     const c = this.config;
@@ -369,6 +538,7 @@ export class Session {
     if (targets.length !== positions - 1) throw new InvalidArgumentError(`xent needs ${positions - 1} targets, got ${targets.length}`);
     if (delta.length !== c.dim) throw new InvalidArgumentError(`δ must have ${c.dim} entries, got ${delta.length}`);
     const x = await this.xentKernels();
+    const linear = (o.mode ?? 'linear') === 'linear' && positions <= this.keptLogitsCapacity ? await this.linearKernels() : null;
     const q = this.ctx.device.queue;
     q.writeBuffer(x.params, 0, xentParams(positions, o.lambda, o.temperature));
     q.writeBuffer(x.delta, 0, delta.buffer, delta.byteOffset, delta.byteLength);
@@ -376,16 +546,20 @@ export class Session {
       const t = Uint32Array.from(targets);
       q.writeBuffer(x.targets, 0, t.buffer, 0, t.byteLength);
     }
+    if (linear) await this.fillKeptLogits(linear, positions);
     const encoder = this.ctx.device.createCommandEncoder({ label: 'xent' });
+    const zeroDelta = linear !== null && delta.every((d) => d === 0);
+    if (zeroDelta) encoder.clearBuffer(linear.u);
     const pass = encoder.beginComputePass({ label: 'xent' });
-    encodeCalls(pass, o.backward ? [...x.forward, ...x.backward] : x.forward, { positions });
+    const calls = linear ? (o.backward ? linear.backward : linear.forward) : o.backward ? [...x.forward, ...x.backward] : x.forward;
+    encodeCalls(pass, calls, { positions, zeroDelta });
     pass.end();
     const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
     if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
     q.submit([encoder.finish()]);
     const [summary, grad] = await Promise.all(reads.map((r) => r.read()));
     const s = new Float32Array(summary);
-    return { loss: s[0], ce: s[1], entropy: s[2], grad: grad ? new Float32Array(grad) : null };
+    return { loss: s[0], ce: s[1], entropy: s[2], grad: grad ? new Float32Array(grad) : null, mode: linear ? 'linear' : 'fused' };
   }
 
   /** The kept final hidden state of row 0 at `pos` (dim floats read back). */
@@ -415,6 +589,26 @@ export class Session {
     }
     this.ctx.device.queue.writeBuffer(this.buffers.hidden, hiddenRow * c.dim * 4, x.buffer, x.byteOffset, x.byteLength);
     const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling);
+    return stats;
+  }
+
+  /**
+   * headOver for x = h_{T−1} + δ right after a 'linear' xent() over T positions with that δ: the
+   * statistics come from its logits z_{T−1} + W·δ (already computed: no classifier pass) through the
+   * batched head's statistics kernels, keyed as the step's. `x` is written over hidden row
+   * `hiddenRow` for later fullStats/logits calls, as headOver does.
+   */
+  async headOverKeptLogits(hiddenRow: number, x: Float32Array, sampling: SamplingParams): Promise<StepStats> {
+    this.ctx.assertAlive();
+    const c = this.config;
+    if (!this.linearState) throw new InvalidArgumentError('headOverKeptLogits needs a linear xent() first');
+    if (x.length !== c.dim) throw new InvalidArgumentError(`a hidden row has ${c.dim} entries, got ${x.length}`);
+    if (!Number.isInteger(hiddenRow) || hiddenRow < 0 || hiddenRow >= this.maxStepTokens) {
+      throw new InvalidArgumentError(`hidden row ${hiddenRow} does not exist`);
+    }
+    const l = await this.linearState;
+    this.ctx.device.queue.writeBuffer(this.buffers.hidden, hiddenRow * c.dim * 4, x.buffer, x.byteOffset, x.byteLength);
+    const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling, [], (heads) => [l.lastRow, ...heads.batchedHead.slice(this.graph.logits.length)]);
     return stats;
   }
 
@@ -450,7 +644,7 @@ export class Session {
     const encoder = this.ctx.device.createCommandEncoder({ label: 'kv fork' });
     this.kv.fork(this.ctx.device.queue, encoder, src, dsts);
     // Row 0's positions become another row's, whose hidden states were not kept.
-    if (src !== 0 && dsts.includes(0)) this.hiddenKept = 0;
+    if (src !== 0 && dsts.includes(0)) this.hiddenKept = this.logitsKept = 0;
     this.ctx.device.queue.submit([encoder.finish()]);
   }
 
@@ -467,6 +661,7 @@ export class Session {
   reset(): void {
     this.kv.lengths.fill(0);
     this.hiddenKept = 0;
+    this.logitsKept = 0;
   }
 
   dispose(): void {
@@ -477,6 +672,9 @@ export class Session {
     this.hiddenHistory = null;
     this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
     this.xentState = null;
+    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut].forEach((y) => this.pool.release(y)), () => {});
+    this.linearState = null;
+    this.releaseAttention();
     this.kv.release(this.pool);
     this.readback.destroy();
   }

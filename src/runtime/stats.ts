@@ -25,6 +25,40 @@ export interface StepStats {
   sampled: number;
   /** The K largest raw logits, descending (ties by lower id). */
   topK: Candidate[];
+  /** Attention statistics of one layer, when the session computes them (Session.setAttentionStats). */
+  attention?: AttentionStats;
+}
+
+/**
+ * Statistics of one layer's attention for the token of a stats row (entropix's, algorithms.md §4),
+ * over the valid positions 0..pos only, per query head (after the GQA repeat), scores scaled by
+ * 1/√head_dim before the softmax. Entropies in bits.
+ */
+export interface AttentionStats {
+  layer: number;
+  /** H(P_h) of each query head, bits. */
+  heads: number[];
+  /** attn_ent: mean over heads of H(P_h), bits. */
+  entropy: number;
+  /** attn_vent: variance over heads of H(P_h) (divisor n_heads, as jnp.var), bits². */
+  varentropy: number;
+  /** Mean over heads and positions of |P_h − mean over heads of P|. */
+  agreement: number;
+  /** interaction: mean over heads and positions of |scaled score|. */
+  interaction: number;
+}
+
+/** f32 words of one attention record (attention.wgsl `agree`). */
+export const attentionRecordWords = (nHeads: number) => 4 + nHeads;
+
+export function parseAttention(bytes: ArrayBuffer, count: number, nHeads: number, layer: number): AttentionStats[] {
+  const f = new Float32Array(bytes);
+  const w = attentionRecordWords(nHeads);
+  return Array.from({ length: count }, (_, r) => ({
+    layer,
+    heads: Array.from(f.subarray(r * w + 4, r * w + w)),
+    entropy: f[r * w], varentropy: f[r * w + 1], agreement: f[r * w + 2], interaction: f[r * w + 3],
+  }));
 }
 
 export const statsRecordBytes = (topK: number) => 4 * statsRecordWords(topK);

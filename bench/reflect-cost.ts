@@ -1,0 +1,65 @@
+// `node --import ./scripts/node-hooks/register.mjs bench/reflect-cost.ts`: what one SRGen
+// reflection costs on stories15M, in decode steps of the same session, at T = 32, 128, 256 kept
+// positions (the default 3 AdamW steps), and what attention statistics add to a decode step.
+// Medians of interleaved repeats; SwiftShader numbers move with the machine's load, so compare
+// ratios measured in one run.
+import { parseArgs } from 'node:util';
+import { SessionRuntime } from '../src/runtime/decode-runtime.ts';
+import { modelSession } from '../test/support/engine.ts';
+
+const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '5' }, positions: { type: 'string', default: '32,128,256' }, 'no-fused': { type: 'boolean', default: false } } });
+const REPS = Number(args.reps);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const { session, destroy } = await modelSession(1);
+await session.keepHiddenStates();
+const runtime = new SessionRuntime(session);
+const sampling = { temperature: 0.6, seed: 1, statsTemperature: 0.6 };
+const ids = (n: number) => Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 300 + ((i * 7919) % 20000)));
+
+async function stepMs(tokens: number[], from: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = from; i < from + 8; i++) {
+    const t0 = performance.now();
+    await runtime.feed([tokens[i]], sampling);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+const rows: Record<string, number | string>[] = [];
+const reflect = (n: number, mode: 'fused' | 'linear') => runtime.reflect({ tokens: ids(n), lambda: 0.05, steps: 3, temperature: 0.6, sampling, mode });
+async function timedMs(f: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return performance.now() - t0;
+}
+for (const T of args.positions!.split(',').map(Number)) {
+  const tokens = ids(T);
+  const fused: number[] = [];
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const steps: number[] = [];
+  for (let r = 0; r < REPS; r++) {
+    session.reset();
+    // T − 9 prompt positions, 8 decode steps (timed), a first reflection (its kept logits: one
+    // GEMM over all T − 1 positions), one more step, a second reflection (one new position), fused.
+    await runtime.feed(tokens.slice(0, T - 9), sampling);
+    steps.push(await stepMs(tokens, T - 9));
+    cold.push(await timedMs(() => reflect(T - 1, 'linear')));
+    await runtime.feed([tokens[T - 1]], sampling);
+    warm.push(await timedMs(() => reflect(T, 'linear')));
+    if (!args['no-fused']) fused.push(await timedMs(() => reflect(T, 'fused')));
+  }
+  const s = median(steps);
+  const row = {
+    T, stepMs: s.toFixed(1),
+    fusedSteps: fused.length ? (median(fused) / s).toFixed(1) : '-',
+    linearFirstSteps: (median(cold) / s).toFixed(2),
+    linearNextSteps: (median(warm) / s).toFixed(2),
+  };
+  rows.push(row);
+  console.log(JSON.stringify(row));
+}
+console.table(rows);
+destroy();
+process.exit(0);
