@@ -342,11 +342,17 @@ function chatTemplateGlobals(): Environment {
   return env;
 }
 
+/** Numbers one range() call may make (a hostile template's range(10**9) would hang the page). */
+const MAX_RANGE = 100_000;
+
 /** Python's range(): range(stop), range(start, stop[, step]). */
 function range(start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) [start, stop] = [0, start];
-  if (![start, stop, step].every(Number.isInteger)) throw new InvalidArgumentError('range() takes integers');
-  if (step === 0) throw new InvalidArgumentError('range() step must not be zero');
+  // A template's own mistakes (the template comes with the model) are the tokenizer file's.
+  if (![start, stop, step].every(Number.isInteger)) throw new TokenizerFormatError('the chat template calls range() with non-integers');
+  if (step === 0) throw new TokenizerFormatError('the chat template calls range() with step 0');
+  const length = Math.max(0, Math.ceil((stop - start) / step));
+  if (length > MAX_RANGE) throw new TokenizerFormatError(`the chat template calls range() for ${length} numbers, over ${MAX_RANGE}`);
   const out: number[] = [];
   for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
   return out;
