@@ -3,8 +3,9 @@ import { parseArgs } from 'node:util';
 import { type GenerateOptions, type GenerationResult, type ModelInfo, checkGenerateOptions } from './engine.ts';
 import { ForkwiseError, InvalidArgumentError } from './errors.ts';
 import { bundledModel, createNodeEngine, modelFromPath, readLocal } from './node/index.ts';
+import { serve } from './server/cli.ts';
 
-const USAGE = `usage: forkwise generate [options]
+const USAGE = `usage: forkwise generate [options]   (or: forkwise serve --help, the OpenAI-compatible server)
   --prompt TEXT          prompt (default: empty, i.e. BOS only)
   --max-tokens N         new tokens at most (default: until the context is full)
   --decoder NAME         greedy | sample | cntp | srgen (default greedy)
@@ -82,6 +83,7 @@ function joinNegativeNumbers(args: string[], valued: Set<string>): string[] {
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'serve') return serve(rest);
   if (command !== 'generate') {
     console.error(USAGE);
     return command === '--help' || command === '-h' ? 0 : 2;

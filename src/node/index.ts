@@ -74,3 +74,4 @@ export async function modelFromPath(source: string): Promise<ModelSource> {
   };
   return folder;
 }
+export { startServer, type RunningServer, type ServerOptions } from '../server/server.ts';
