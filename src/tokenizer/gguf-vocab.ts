@@ -210,6 +210,11 @@ function sentencePieceJson(metadata: Record<string, unknown>, vocab: Vocabulary)
 export function mergesFromScores(tokens: readonly string[], scores: readonly number[]): [string, string][] {
   const ids = new Map<string, number>();
   tokens.forEach((token, id) => ids.set(token, id)); // a duplicate piece resolves to its last id, as llama.cpp's map does
+  // A split can only be two vocabulary pieces where both parts have the length of some piece:
+  // testing those positions alone keeps a long piece (a hostile 1 MiB token) from costing a
+  // lookup of a prefix at each of its positions.
+  const lengths = new Set<number>();
+  for (const token of ids.keys()) lengths.add(token.length);
   const lefts: string[] = [];
   const rights: string[] = [];
   const score: number[] = [];
@@ -220,6 +225,7 @@ export function mergesFromScores(tokens: readonly string[], scores: readonly num
     local.length = 0;
     // split points at code point boundaries
     for (let at = codePointLength(piece, 0); at < piece.length; at += codePointLength(piece, at)) {
+      if (!lengths.has(at) || !lengths.has(piece.length - at)) continue;
       const leftId = ids.get(piece.slice(0, at));
       if (leftId === undefined) continue;
       const rightId = ids.get(piece.slice(at));
