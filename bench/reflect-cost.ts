@@ -61,5 +61,21 @@ for (const T of args.positions!.split(',').map(Number)) {
   console.log(JSON.stringify(row));
 }
 console.table(rows);
+
+// Attention statistics (last layer) on vs off: decode steps at position ~100, alternating blocks.
+{
+  session.reset();
+  const tokens = ids(120);
+  await runtime.feed(tokens.slice(0, 100), sampling);
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let r = 0; r < 2 * REPS; r++) {
+    await session.setAttentionStats(r % 2 ? session.config.nLayers - 1 : null);
+    session.kv.rollback(0, 100);
+    (r % 2 ? on : off).push(await stepMs(tokens, 100));
+  }
+  await session.setAttentionStats(null);
+  console.log(JSON.stringify({ attentionStats: { offMs: median(off).toFixed(1), onMs: median(on).toFixed(1), ratio: (median(on) / median(off)).toFixed(3) } }));
+}
 destroy();
 process.exit(0);
