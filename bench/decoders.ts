@@ -8,14 +8,21 @@
 //   4. EAD over a τ sweep: large-model share, cost ratio (formula and wall time vs large-only),
 //      greedy agreement with large-only, stories15M perplexity; a table and an SVG chart;
 //   5. SRGen at its defaults: reflections per 256 tokens, time per reflection in decode-step
-//      units (against plain sampling at T = 0.6 with the same seed), mean loss reduction.
+//      units (against plain sampling at T = 0.6 with the same seed), mean loss reduction;
+//   6. quality (`--only quality`): every sampling decoder at its defaults — sample T 1, CNTP,
+//      SRGen, entropix, adaptive temperature, entropy top-k, typical 0.9, top-H — on stories15M
+//      and on the student (stories-student.bin), prompts × seeds × tokens: stories15M perplexity of
+//      the text (float64 over the full logits), distinct-2, mean stories15M entropy of the
+//      generated positions (nats), decode tok/s, and entropix's branch histogram.
 // Writes bench/results/decoders-<date>.json, .md and .svg.
 //
 // Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64 --only srgen,ead]
+//        npm run bench:decoders -- --only quality --quality-seeds 20 --quality-tokens 128
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Engine, GenerateOptions, GenerationResult } from '../src/engine.ts';
+import { summaryOf } from '../src/decode/registry.ts';
 import { bundledModel, createNodeEngine } from '../src/node/index.ts';
 import type { Session } from '../src/runtime/session.ts';
 import { modelSession } from '../test/support/engine.ts';
@@ -27,6 +34,9 @@ const { values: args } = parseArgs({
     tokens: { type: 'string', default: '32' },
     'ead-tokens': { type: 'string', default: '64' },
     only: { type: 'string' },
+    'quality-seeds': { type: 'string', default: '20' },
+    'quality-tokens': { type: 'string', default: '128' },
+    'quality-models': { type: 'string', default: 'stories15M,student' },
   },
 });
 /** Sections to run (comma-separated: readback,batch,cntp,ead,srgen); all by default. */
@@ -40,18 +50,32 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** stories15M perplexity of tokens[from..] given everything before (full logits, float64). */
 async function perplexity(session: Session, tokens: number[], from: number): Promise<number> {
+  return (await scoreText(session, tokens, from)).ppl;
+}
+
+/** stories15M perplexity of tokens[from..] and its mean entropy (nats) at those positions. */
+async function scoreText(session: Session, tokens: number[], from: number): Promise<{ ppl: number; entropy: number }> {
   session.reset();
   await session.step(tokens.slice(0, -1).map((id, pos) => ({ id, pos, row: 0 })));
   let nll = 0;
+  let entropy = 0;
   for (let t = from - 1; t < tokens.length - 1; t++) {
     const z = await session.logits(t);
     let max = -Infinity;
     for (const v of z) max = Math.max(max, v);
     let sum = 0;
-    for (const v of z) sum += Math.exp(v - max);
-    nll += max + Math.log(sum) - z[tokens[t + 1]];
+    let a = 0;
+    for (const v of z) {
+      const e = Math.exp(v - max);
+      sum += e;
+      a += e * (v - max);
+    }
+    const lse = max + Math.log(sum);
+    nll += lse - z[tokens[t + 1]];
+    entropy += Math.log(sum) - a / sum;
   }
-  return Math.exp(nll / (tokens.length - from));
+  const n = Math.max(1, tokens.length - from);
+  return { ppl: Math.exp(nll / n), entropy: entropy / n };
 }
 
 function distinct2(texts: number[][]): number {
@@ -164,10 +188,11 @@ async function main() {
       const gen = r.tokens.slice(r.promptTokenCount);
       const refGen = ref.tokens.slice(ref.promptTokenCount);
       const agree = gen.filter((t, i) => t === refGen[i]).length / Math.max(gen.length, refGen.length);
+      const summary = summaryOf(r.summary, 'ead');
       rows.push({
-        largeShare: r.summary.largeShare as number, costRatio: r.summary.costRatio as number,
+        largeShare: summary.largeShare, costRatio: summary.costRatio,
         wallRatio: (r.wallMs / Math.max(1, gen.length)) / (ref.wallMs / Math.max(1, refGen.length)),
-        catchUpTokens: r.summary.catchUpTokens as number, agreement: agree,
+        catchUpTokens: summary.catchUpTokens, agreement: agree,
         perplexity: await perplexity(scorer, r.tokens, r.promptTokenCount),
       });
     }
@@ -184,16 +209,101 @@ async function main() {
   }
 
   if (ONLY.has('srgen')) report.srgen = await srgenSection(pair);
+  if (ONLY.has('quality')) report.quality = await qualitySection(pair, scorer);
 
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   const stem = join(dir, `decoders-${String(report.date).replace(/:/g, '-')}`);
   writeFileSync(`${stem}.json`, JSON.stringify(report, null, 2));
-  writeFileSync(`${stem}.md`, markdown(report, batch, cntpSummary, sweep));
+  writeFileSync(`${stem}.md`, markdown(report, batch, cntpSummary, sweep) + (report.quality ? qualityMarkdown(report.quality as QualityRow[]) : ''));
   if (sweep.length) writeFileSync(`${stem}.svg`, chart(sweep));
   console.log(`wrote ${stem}.json, .md, .svg`);
   pair.dispose();
   process.exit(0);
+}
+
+/** The decoders of the quality table, each at its defaults (sampling T 1 where it has none of its own). */
+const QUALITY_ARMS: [string, GenerateOptions][] = [
+  ['sample T 1', { decoder: 'sample', temperature: 1 }],
+  ['cntp', { decoder: 'cntp' }],
+  ['srgen', { decoder: 'srgen' }],
+  ['entropix', { decoder: 'entropix' }],
+  ['adaptive temperature', { decoder: 'adaptive-temperature' }],
+  ['entropy top-k', { decoder: 'entropy-top-k' }],
+  ['typical 0.9', { decoder: 'sample', temperature: 1, typical: 0.9 }],
+  ['top-H', { decoder: 'sample', temperature: 1, topH: {} }],
+];
+
+interface QualityRow {
+  model: string; arm: string; runs: number; tokens: number;
+  meanPerplexity: number; medianPerplexity: number; distinct2: number; meanEntropy: number; tokPerSec: number;
+  branches?: Record<string, number>;
+}
+
+/**
+ * Every arm on each model (stories15M; the student, a llama2.c model with the same tokenizer),
+ * PROMPTS × seeds × tokens; the text scored by stories15M.
+ */
+async function qualitySection(large: Engine, scorer: Session): Promise<QualityRow[]> {
+  const seeds = Number(args['quality-seeds']);
+  const tokens = Number(args['quality-tokens']);
+  const models = new Set(args['quality-models']!.split(','));
+  console.log(`# quality: ${PROMPTS.length} prompts × ${seeds} seeds × ${tokens} tokens, perplexity under stories15M`);
+  const engines: [string, Engine][] = [];
+  if (models.has('stories15M')) engines.push(['stories15M', large]);
+  let student: Engine | null = null;
+  if (models.has('student')) {
+    student = await createNodeEngine();
+    const bytes = (p: string) => new Uint8Array(readFileSync(p));
+    await student.loadModel({ model: bytes(bundledModel.smallModel), tokenizer: bytes(bundledModel.tokenizer) });
+    engines.push(['student', student]);
+  }
+  const rows: QualityRow[] = [];
+  for (const [model, engine] of engines) {
+    for (const [arm, o] of QUALITY_ARMS) {
+      const ppl: number[] = [];
+      const entropy: number[] = [];
+      const texts: number[][] = [];
+      let decodeMs = 0;
+      let decodeTokens = 0;
+      const branches: Record<string, number> = {};
+      for (const prompt of PROMPTS) {
+        for (let seed = 0; seed < seeds; seed++) {
+          const r = await engine.generate(prompt, { ...o, seed, maxTokens: tokens }).complete();
+          const scored = await scoreText(scorer, r.tokens, r.promptTokenCount);
+          ppl.push(scored.ppl);
+          entropy.push(scored.entropy);
+          texts.push(r.tokens.slice(r.promptTokenCount));
+          decodeMs += r.timing.decodeMs;
+          decodeTokens += r.steps.length;
+          if (r.summary.decoder === 'entropix') for (const [b, n] of Object.entries(r.summary.branches)) branches[b] = (branches[b] ?? 0) + n;
+        }
+      }
+      const row: QualityRow = {
+        model, arm, runs: ppl.length, tokens: decodeTokens, meanPerplexity: mean(ppl), medianPerplexity: median(ppl),
+        distinct2: distinct2(texts), meanEntropy: mean(entropy), tokPerSec: decodeTokens / (decodeMs / 1000),
+        ...(Object.keys(branches).length ? { branches } : {}),
+      };
+      rows.push(row);
+      console.log(`${model.padEnd(10)} ${arm.padEnd(22)} ppl ${row.meanPerplexity.toFixed(2)} (median ${row.medianPerplexity.toFixed(2)}) ` +
+        `distinct-2 ${row.distinct2.toFixed(3)} H ${row.meanEntropy.toFixed(3)} ${row.tokPerSec.toFixed(1)} tok/s${row.branches ? ` ${JSON.stringify(row.branches)}` : ''}`);
+    }
+  }
+  student?.dispose();
+  return rows;
+}
+
+function qualityMarkdown(rows: QualityRow[]): string {
+  const lines = ['', '| model | decoder | runs | mean ppl (stories15M) | median ppl | distinct-2 | mean H (nats) | decode tok/s |', '|---|---|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(`| ${r.model} | ${r.arm} | ${r.runs} | ${r.meanPerplexity.toFixed(2)} | ${r.medianPerplexity.toFixed(2)} | ${r.distinct2.toFixed(3)} | ${r.meanEntropy.toFixed(3)} | ${r.tokPerSec.toFixed(1)} |`);
+  }
+  const hist = rows.filter((r) => r.branches);
+  if (hist.length) {
+    lines.push('', '| model | entropix branch | tokens |', '|---|---|---:|');
+    for (const r of hist) for (const [b, n] of Object.entries(r.branches!)) lines.push(`| ${r.model} | ${b} | ${n} |`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /**

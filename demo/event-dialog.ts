@@ -1,6 +1,6 @@
 // The details of a marked token, in a <dialog>: a CNTP branch's trials with their perplexities,
 // an SRGen reflection's loss curve, an EAD switch. Built from DOM nodes and textContent only.
-import type { DecoderEvent, GenerationStep } from '../src/index.ts';
+import type { CntpEvent, GenerationStep } from '../src/index.ts';
 import { describeEvent, describeStep } from './panel.ts';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -12,13 +12,13 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, classN
   return node;
 }
 
-function trialsTable(e: DecoderEvent): HTMLTableElement {
+function trialsTable(e: CntpEvent): HTMLTableElement {
   const table = el('table', undefined, 'trials');
   const head = el('tr');
   for (const h of ['trial', 'text', 'perplexity', '']) head.append(el('th', h));
   table.append(head);
-  const texts = (e.texts as string[] | undefined) ?? [];
-  (e.ppl as number[]).forEach((ppl, i) => {
+  const texts = e.texts ?? [];
+  e.ppl.forEach((ppl, i) => {
     const row = el('tr', undefined, i === e.chosen ? 'chosen' : '');
     row.append(el('td', String(i + 1)), el('td', JSON.stringify(texts[i] ?? '')), el('td', ppl.toFixed(3)),
       el('td', i === e.chosen ? 'kept' : ''));
@@ -57,7 +57,7 @@ export function showEventDialog(dialog: HTMLDialogElement, body: HTMLElement, st
   const e = step.event!;
   const parts: Node[] = [el('p', describeEvent(e)), el('pre', describeStep(step))];
   if (e.type === 'cntp') parts.splice(1, 0, trialsTable(e));
-  if (e.type === 'srgen') parts.splice(1, 0, el('p', 'Loss of δ at each AdamW step (0 = before):'), lossCurve(e.loss as number[]));
+  if (e.type === 'srgen') parts.splice(1, 0, el('p', 'Loss of δ at each AdamW step (0 = before):'), lossCurve(e.loss));
   body.replaceChildren(...parts);
   if (!dialog.open) dialog.showModal();
 }

@@ -11,8 +11,8 @@
 // `?engine=page` runs the engine on the main thread instead (for comparison); so does a browser
 // whose workers lack WebGPU. `?hub=<url>` loads Hugging Face ids from another hub (a mirror).
 import {
-  type ChatMessage, type DecoderName, type Engine, type GenerateOptions, type GenerationStep, type LoadModelOptions,
-  type ModelInfo, type Prompt, WebGPUUnavailableError, createEngine,
+  type ChatMessage, DECODER_SPECS, type DecoderName, type Engine, type GenerateOptions, type GenerationStep, type LoadModelOptions,
+  type ModelInfo, type ParamSpec, type Prompt, WebGPUUnavailableError, createEngine,
 } from '../src/index.ts';
 import { createWorkerEngine } from '../src/worker/client.ts';
 import { showEventDialog } from './event-dialog.ts';
@@ -45,10 +45,7 @@ const ui = {
   compare: $<HTMLSelectElement>('compare'),
   temperature: $<HTMLInputElement>('temperature'),
   topP: $<HTMLInputElement>('top-p'),
-  maxTrials: $<HTMLInputElement>('max-trials'),
-  tau: $<HTMLInputElement>('tau'),
-  theta0: $<HTMLInputElement>('theta0'),
-  thetaMin: $<HTMLInputElement>('theta-min'),
+  decoderParams: $('decoder-params'),
   seed: $<HTMLInputElement>('seed'),
   maxTokens: $<HTMLInputElement>('max-tokens'),
   generate: $<HTMLButtonElement>('generate'),
@@ -82,6 +79,39 @@ function showParameters() {
   ui.panelB.hidden = ui.compare.value === '';
 }
 
+/** A parameter's control: the older short flag's name where it has one (`tau`), else `<decoder>-<param>`. */
+const controlId = (decoder: string, name: string, p: ParamSpec) =>
+  (p.legacy ?? `${decoder}-${name}`).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The decoder menus and each decoder's demo parameters, from the registry. */
+function buildDecoderControls() {
+  for (const spec of DECODER_SPECS) {
+    for (const select of [ui.decoder, ui.compare]) {
+      const option = document.createElement('option');
+      option.value = spec.name;
+      option.textContent = spec.title;
+      option.title = spec.doc;
+      select.append(option);
+    }
+    for (const [name, p] of Object.entries(spec.params as Record<string, ParamSpec>)) {
+      if (!p.demo || p.type === 'boolean' || p.type === 'token') continue;
+      const label = document.createElement('label');
+      label.className = 'param';
+      label.dataset.for = spec.name;
+      label.title = p.doc;
+      const input = document.createElement('input');
+      input.id = controlId(spec.name, name, p);
+      input.type = 'number';
+      input.step = String(p.demo.step);
+      if (!p.infinite) Object.assign(input, { min: String(p.min), max: String(Math.min(p.max, 1e9)) });
+      input.value = String(p.default);
+      label.append(`${spec.title} ${name}${p.unit ? ` (${p.unit})` : ''} `, input);
+      ui.decoderParams.append(label);
+    }
+  }
+}
+buildDecoderControls();
+
 function options(decoder: DecoderName): GenerateOptions {
   const o: GenerateOptions = {
     decoder,
@@ -90,14 +120,19 @@ function options(decoder: DecoderName): GenerateOptions {
     seed: Number(ui.seed.value),
     maxTokens: Number(ui.maxTokens.value),
   };
-  if (decoder === 'cntp') o.maxTrials = Number(ui.maxTrials.value);
-  if (decoder === 'ead') o.tau = Number(ui.tau.value);
-  if (decoder === 'srgen') Object.assign(o, { theta0: Number(ui.theta0.value), thetaMin: Number(ui.thetaMin.value) });
+  const spec = DECODER_SPECS.find((s) => s.name === decoder)!;
+  const section: Record<string, number> = {};
+  for (const [name, p] of Object.entries(spec.params as Record<string, ParamSpec>)) {
+    const input = p.demo && document.getElementById(controlId(spec.name, name, p)) as HTMLInputElement | null;
+    if (input) section[name] = Number(input.value);
+  }
+  if (Object.keys(section).length) Object.assign(o, { [spec.key]: section });
   return o;
 }
 
 const CHART_LABEL: Partial<Record<DecoderName, string>> = {
-  ead: 'blue: rolling mean, red: τ', srgen: 'red: adaptive threshold θ',
+  ead: 'blue: rolling mean, red: τ', srgen: 'red: adaptive threshold θ', 'adaptive-temperature': 'red: calibration pivot e^m',
+  entropix: 'underline: branch (grey first, green argmax, amber clarify, blue explore, red resample, purple adaptive)',
 };
 
 /** Streams one generation into `panel` (showing `shown` as its prompt): the completion, and whether it was stopped. */

@@ -25,13 +25,20 @@ export function describeEvent(e: DecoderEvent): string {
     case 'ead':
       return `EAD switch ${e.from} → ${e.to}: rolling entropy ${Number(e.meanEntropyBits).toFixed(2)} bits; ${e.catchUpTokens} tokens caught up`;
     case 'srgen':
-      return `SRGen reflection: entropy ${Number(e.entropy).toFixed(2)} > θ ${Number(e.threshold).toFixed(2)} nats; loss ${(e.loss as number[]).map((l) => l.toFixed(4)).join(' → ')}`;
+      return `SRGen reflection: entropy ${e.entropy.toFixed(2)} > θ ${e.threshold.toFixed(2)} nats; loss ${e.loss.map((l) => l.toFixed(4)).join(' → ')}`;
+    case 'entropix': {
+      const d = e.draw ? `: T ${e.draw.temperature.toFixed(3)}, top-k ${e.draw.topK}, top-p ${e.draw.topP.toFixed(3)}, min-p ${e.draw.minP.toFixed(3)}` +
+        `${e.samples ? `, ${e.samples.length} samples, kept ${e.chosen! + 1}` : ''}` : '';
+      return `entropix ${e.branch}: entropy ${e.ent.toFixed(2)} bits, varentropy ${e.vent.toFixed(2)} bits²${e.attention ? '' : ' (no attention statistics)'}${d}`;
+    }
     default:
-      return `${e.type} event`;
+      return `${(e as { type: string }).type} event`;
   }
 }
 
 const EVENT_CLASS: Record<string, string> = { cntp: 'branch', srgen: 'reflect', ead: 'switch' };
+/** entropix marks every token with its branch, colour-coded (style.css). */
+const eventClass = (e: DecoderEvent) => (e.type === 'entropix' ? `entropix-${e.branch}` : EVENT_CLASS[e.type] ?? 'event');
 
 /** Live counters for the stats line. */
 interface Tally {
@@ -97,7 +104,7 @@ export class OutputPanel {
       tail.textContent = r.completion.slice(this.shown.length);
       this.output.append(tail);
     }
-    const share = r.summary.largeShare === undefined ? '' : ` · large model ${(100 * Number(r.summary.largeShare)).toFixed(0)}%`;
+    const share = r.summary.decoder !== 'ead' ? '' : ` · large model ${(100 * r.summary.largeShare).toFixed(0)}%`;
     const { branches, reflections } = this.tally;
     this.stats.textContent = `${r.steps.length} tokens · finish: ${r.finish} · decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s · ` +
       `prefill ${r.timing.prefillTokPerSec.toFixed(1)} tok/s · first token ${r.timing.ttftMs.toFixed(0)} ms · ` +
@@ -112,7 +119,7 @@ export class OutputPanel {
     const span = document.createElement('span');
     span.className = 'tok';
     if (step.model === 'small') span.classList.add('small');
-    if (step.event) span.classList.add('marked', EVENT_CLASS[step.event.type] ?? 'event');
+    if (step.event) span.classList.add('marked', eventClass(step.event));
     span.textContent = step.text;
     span.tabIndex = 0;
     span.style.background = entropyColor(step.entropy);

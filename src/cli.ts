@@ -1,5 +1,7 @@
 // `forkwise generate …`: the engine from the command line, on Node's WebGPU.
 import { parseArgs } from 'node:util';
+import { DECODERS, DECODER_SPECS, decoderSpec, decoderUsage, flagOf, legacyFlagOf } from './decode/registry.ts';
+import type { ParamSpec } from './decode/spec.ts';
 import { type GenerateOptions, type GenerationResult, type ModelInfo, checkGenerateOptions } from './engine.ts';
 import { ForkwiseError, InvalidArgumentError } from './errors.ts';
 import { bundledModel, createNodeEngine, modelFromPath, readLocal } from './node/index.ts';
@@ -8,22 +10,12 @@ import { serve } from './server/cli.ts';
 const USAGE = `usage: forkwise generate [options]   (or: forkwise serve --help, the OpenAI-compatible server)
   --prompt TEXT          prompt (default: empty, i.e. BOS only)
   --max-tokens N         new tokens at most (default: until the context is full)
-  --decoder NAME         greedy | sample | cntp | srgen (default greedy)
-  --temperature T        sampling temperature (default 1)
+  --decoder NAME         ${DECODERS.join(' | ')} (default greedy)
+  --temperature T        sampling temperature (default 1, or the decoder's own below)
   --top-k K  --top-p P  --min-p P  --typical TAU  --top-h ALPHA  --repetition-penalty THETA
                          sampler stages, applied in that order after the penalty and temperature
   --seed N               RNG seed (default 0)
-  --h-lo H  --h-hi H  --max-trials N
-                         CNTP: entropy thresholds (nats) and N_max (defaults 0.01, 1.5, 10)
-  --small-model PATH  --tau BITS  --window W  --min-stay D
-                         EAD: the small model (default: the bundled stories-student), threshold τ
-                         on the rolling mean entropy in bits (inf / -inf allowed; default 1),
-                         window (5) and minimum stay d_min (4)
-  --lambda L  --lr LR  --opt-steps N  --max-reflections N  --window N  --k K
-  --sigma-min S  --theta-min T  --theta0 T
-                         SRGen (temperature default 0.6): entropy-term weight (0.05), AdamW rate
-                         (0.01) and steps (3), reflections at most (20), threshold window (25),
-                         K (4), σ_min (0.5), θ_min (1.8), θ_0 (3.0)
+  --small-model PATH     EAD's small model (default: the bundled stories-student)
   --model PATH           a llama2.c checkpoint, a .gguf file, a Hugging Face folder (config.json,
                          *.safetensors, tokenizer.json), a URL, or hf:Owner/Name (default: the
                          bundled stories15M)
@@ -32,6 +24,8 @@ const USAGE = `usage: forkwise generate [options]   (or: forkwise serve --help, 
   --chat                 apply the model's chat template to --prompt (one user message)
   --context N            positions to allocate (default: min(trained context, 4096))
   --json                 print one JSON object instead of streaming text
+Decoder parameters (--<decoder>-<parameter>, or the older short flag, for the chosen --decoder):
+${decoderUsage()}
 Numbers may be negative or infinite as written: --tau -inf.`;
 
 function numberOption(name: string, value: string | undefined): number | undefined {
@@ -41,6 +35,45 @@ function numberOption(name: string, value: string | undefined): number | undefin
   const n = Number(value);
   if (value.trim() === '' || Number.isNaN(n)) throw new InvalidArgumentError(`--${name} must be a number, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** Every decoder parameter's flags: `--<decoder>-<param>` and the older short one (shared: `--window`). */
+function decoderFlags(): Record<string, { type: 'string' | 'boolean' }> {
+  const flags: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const spec of DECODER_SPECS) {
+    for (const [name, p] of Object.entries(spec.params as Record<string, ParamSpec>)) {
+      const type = p.type === 'boolean' ? 'boolean' : 'string';
+      flags[flagOf(spec, name)] = { type };
+      const legacy = legacyFlagOf(p);
+      if (legacy) flags[legacy] = { type };
+    }
+  }
+  return flags;
+}
+
+/**
+ * The chosen decoder's section from its flags. A flag of another decoder is an error (it would
+ * do nothing); a short flag several decoders share (`--window`) is the chosen one's.
+ */
+function decoderSection(decoder: string, values: Record<string, string | boolean | undefined>): Partial<GenerateOptions> {
+  const spec = decoderSpec(decoder);
+  const section: Record<string, unknown> = {};
+  const own = new Set<string>();
+  for (const [name, p] of Object.entries(spec.params)) {
+    for (const flag of [flagOf(spec, name), legacyFlagOf(p)]) {
+      if (flag === undefined) continue;
+      own.add(flag);
+      const raw = values[flag];
+      if (raw === undefined) continue;
+      section[name] = typeof raw === 'boolean' ? raw : p.type === 'token' && /^(auto|null)$/i.test(raw) ? null : numberOption(flag, raw);
+    }
+  }
+  for (const flag of Object.keys(decoderFlags())) {
+    if (values[flag] !== undefined && !own.has(flag)) {
+      throw new InvalidArgumentError(`--${flag} is not a parameter of decoder ${spec.name} (see forkwise --help)`);
+    }
+  }
+  return Object.keys(section).length ? { [spec.key]: section } : {};
 }
 
 export function toJson(r: GenerationResult, model: ModelInfo) {
@@ -100,29 +133,17 @@ export async function main(argv: string[]): Promise<number> {
       typical: { type: 'string' },
       'top-h': { type: 'string' },
       'repetition-penalty': { type: 'string' },
-      'h-lo': { type: 'string' },
-      'h-hi': { type: 'string' },
-      'max-trials': { type: 'string' },
       'small-model': { type: 'string' },
-      tau: { type: 'string' },
-      window: { type: 'string' },
-      'min-stay': { type: 'string' },
-      lambda: { type: 'string' },
-      lr: { type: 'string' },
-      'opt-steps': { type: 'string' },
-      'max-reflections': { type: 'string' },
-      k: { type: 'string' },
-      'sigma-min': { type: 'string' },
-      'theta-min': { type: 'string' },
-      theta0: { type: 'string' },
       model: { type: 'string', default: bundledModel.model },
       tokenizer: { type: 'string' },
       chat: { type: 'boolean', default: false },
       context: { type: 'string' },
       json: { type: 'boolean', default: false },
+      ...decoderFlags(),
   } as const;
   const valued = new Set(Object.entries(options_).filter(([, o]) => o.type === 'string').map(([k]) => k));
   const { values } = parseArgs({ args: joinNegativeNumbers(rest, valued), strict: true, options: options_ });
+  const v = values as Record<string, string | boolean | undefined>;
   const options: GenerateOptions = {
     maxTokens: numberOption('max-tokens', values['max-tokens']),
     decoder: values.decoder as GenerateOptions['decoder'],
@@ -134,20 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     typical: numberOption('typical', values.typical),
     topH: values['top-h'] === undefined ? undefined : { alpha: numberOption('top-h', values['top-h']) },
     repetitionPenalty: numberOption('repetition-penalty', values['repetition-penalty']),
-    hLo: numberOption('h-lo', values['h-lo']),
-    hHi: numberOption('h-hi', values['h-hi']),
-    maxTrials: numberOption('max-trials', values['max-trials']),
-    tau: numberOption('tau', values.tau),
-    window: numberOption('window', values.window),
-    minStay: numberOption('min-stay', values['min-stay']),
-    lambda: numberOption('lambda', values.lambda),
-    lr: numberOption('lr', values.lr),
-    optSteps: numberOption('opt-steps', values['opt-steps']),
-    maxReflections: numberOption('max-reflections', values['max-reflections']),
-    k: numberOption('k', values.k),
-    sigmaMin: numberOption('sigma-min', values['sigma-min']),
-    thetaMin: numberOption('theta-min', values['theta-min']),
-    theta0: numberOption('theta0', values.theta0),
+    ...decoderSection(values.decoder!, v),
     chat: values.chat,
   };
   const contextLength = numberOption('context', values.context);

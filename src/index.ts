@@ -9,7 +9,15 @@ export {
   AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, GpuAllocationError, InvalidArgumentError,
   ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError, type ForkwiseErrorCode,
 } from './errors.ts';
-export type { DecoderEvent, Gauge } from './decode/decoder.ts';
+export type { Gauge } from './decode/decoder.ts';
+export { DECODER_SPECS, decoderTable, eventsOf, summaryOf, type DecoderEvent, type DecoderParams, type DecoderSections, type DecoderSummary } from './decode/registry.ts';
+export { DecoderOptionError, type DecoderSpec, type ParamSpec, type Requirements } from './decode/spec.ts';
+export type { CntpEvent, CntpSummary } from './decode/cntp.ts';
+export type { EadEvent, EadSummary } from './decode/ead.ts';
+export type { SrgenEvent, SrgenSummary } from './decode/srgen.ts';
+export type { EntropixAttention, EntropixBranch, EntropixEvent, EntropixSummary } from './decode/entropix.ts';
+export type { AdaptiveTemperatureSummary } from './decode/adaptive-temperature.ts';
+export type { SamplingSummary } from './decode/sampling-decoder.ts';
 export type { AdapterDescription, GpuContextOptions } from './gpu/device.ts';
 export type { Architecture, ModelConfig, RopeLayout } from './model/config.ts';
 export type { HfFolder } from './model/formats/hf.ts';

@@ -5,6 +5,7 @@
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext } from './decoder.ts';
+import { DecoderOptionError, defineDecoder } from './spec.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 import { type Distribution, type SampledToken, checkDistribution, entropyOf } from './samplers.ts';
 
@@ -25,6 +26,56 @@ export interface CntpOptions extends SamplingDecoderOptions {
 
 export const CNTP_DEFAULTS = { hLo: 0.01, hHi: 1.5, maxTrials: 10, topK: 50 } as const;
 
+/** CNTP trials end after the first token of each of these marks as the tokenizer encodes it mid-text. */
+export const CNTP_STOP_MARKS = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'] as const;
+
+/** A branch point: N trials ran from `pos`; `chosen` (lowest perplexity) was committed. */
+export interface CntpEvent {
+  type: 'cntp';
+  pos: number;
+  /** H of the warped distribution at `pos`, nats. */
+  entropy: number;
+  trials: number;
+  /** Perplexity of each trial under its warped distributions. */
+  ppl: number[];
+  chosen: number;
+  committed: number[];
+  /** Each trial's tokens. */
+  tokens: number[][];
+  /** Each trial's text (the engine adds it). */
+  texts?: string[];
+}
+
+export type CntpSummary = {
+  decoder: 'cntp';
+  /** Branch points (steps with N > 1 trials). */
+  branches: number;
+  /** Trials run at all branch points. */
+  trials: number;
+};
+
+export const cntpSpec = defineDecoder<CntpEvent, CntpSummary>()({
+  name: 'cntp',
+  key: 'cntp',
+  title: 'CNTP',
+  doc: 'Cautious Next Token Prediction: where the warped entropy is high, N trials to the next punctuation as batched KV rows; the lowest-perplexity one is kept.',
+  params: {
+    hLo: { type: 'number', default: CNTP_DEFAULTS.hLo, min: 0, max: 1e3, unit: 'nats', legacy: 'hLo', doc: 'entropy at or below which one trial runs' },
+    hHi: { type: 'number', default: CNTP_DEFAULTS.hHi, min: 0, max: 1e3, unit: 'nats', legacy: 'hHi', doc: 'entropy at or above which maxTrials run' },
+    maxTrials: { type: 'integer', default: CNTP_DEFAULTS.maxTrials, min: 1, max: 64, unit: 'trials', legacy: 'maxTrials', demo: { step: 1 }, doc: 'N_max (KV rows)' },
+    sequential: { type: 'boolean', default: false, legacy: 'trialsInSequence', doc: 'run trials one after another instead of as one batch (same tokens; for benchmarks)' },
+  },
+  sampling: { topK: CNTP_DEFAULTS.topK },
+  check(p) {
+    if (!(p.hHi > p.hLo)) throw new DecoderOptionError('cntp.hHi', `cntp.hHi must be above cntp.hLo (${p.hLo}), got ${p.hHi}`);
+  },
+  requires: (p) => ({ rows: p.maxTrials }),
+  create: (p, c) => new CntpDecoder({
+    ...c.sampler, seed: c.seed, hLo: p.hLo, hHi: p.hHi, maxTrials: p.maxTrials, sequential: p.sequential,
+    stopIds: c.tokenIds(CNTP_STOP_MARKS), endIds: c.endIds,
+  }),
+});
+
 /** N = floor(1 + (N_max − 1)·clamp((H − H_lo)/(H_hi − H_lo), 0, 1)). */
 export function trialCount(entropy: number, hLo: number, hHi: number, maxTrials: number): number {
   checkNumber('entropy', entropy, -Number.MAX_VALUE, Number.MAX_VALUE);
@@ -44,7 +95,7 @@ interface Trial {
   done: boolean;
 }
 
-export class CntpDecoder implements Decoder {
+export class CntpDecoder implements Decoder<CntpEvent, CntpSummary> {
   readonly name = 'cntp';
   private readonly base: SamplingDecoder;
   private readonly hLo: number;
@@ -53,6 +104,8 @@ export class CntpDecoder implements Decoder {
   private readonly stops: Set<number>;
   private readonly ends: Set<number>;
   private readonly sequential: boolean;
+  private branches = 0;
+  private trialsRun = 0;
 
   constructor(o: CntpOptions) {
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('CNTP options must be an object');
@@ -71,12 +124,18 @@ export class CntpDecoder implements Decoder {
     return this.base.sampling();
   }
 
-  async next(ctx: DecodeContext): Promise<Emission> {
+  summary(): CntpSummary {
+    return { decoder: 'cntp', branches: this.branches, trials: this.trialsRun };
+  }
+
+  async next(ctx: DecodeContext): Promise<Emission<CntpEvent>> {
     checkDecodeContext(ctx);
     const first = await this.base.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
     const entropy = warpedEntropy(first.distribution);
     const n = Math.min(trialCount(entropy, this.hLo, this.hHi, this.maxTrials), ctx.runtime.rows);
     if (n === 1) return { tokens: [first.tokenId], stats: [ctx.stats] };
+    this.branches++;
+    this.trialsRun += n;
 
     // Trial i runs on KV row i; row 0 is trial 0, so its first draw is plain sampling's. With one
     // token of budget left the trials are single draws from row 0's logits (no forward, no fork);

@@ -20,10 +20,21 @@ export interface DecodeContext {
   runtime: DecodeRuntime;
 }
 
-/** Something a decoder did that callers may want to see (CNTP branches, EAD switches, …). */
-export interface DecoderEvent {
+/**
+ * Something a decoder did that callers may want to see (a CNTP branch, an EAD switch, …): each
+ * decoder declares its own event type with a literal `type`; registry.ts's DecoderEvent is their
+ * union.
+ */
+export interface DecoderEventBase {
   type: string;
-  [key: string]: unknown;
+  /** Position whose logits the event is about. */
+  pos: number;
+}
+
+/** What a decoder may be lent besides the main runtime, as its requirements declare. */
+export interface DecoderResources {
+  /** The second model's runtime (requirements.smallModel). */
+  small?: DecodeRuntime;
 }
 
 /**
@@ -35,14 +46,14 @@ export interface Gauge {
   threshold: number;
 }
 
-export interface Emission {
+export interface Emission<E extends DecoderEventBase = DecoderEventBase> {
   /** Tokens to append, ≥ 1; the first is chosen from ctx.stats. */
   tokens: number[];
   /** For each token, the statistics it was chosen from. */
   stats: StepStats[];
   /** For each token, which model produced it (EAD: 'small' | 'large'). */
   models?: string[];
-  event?: DecoderEvent;
+  event?: E;
   /** For each token, the decoder's gauge, if it has one. */
   gauges?: Gauge[];
   /**
@@ -52,15 +63,17 @@ export interface Emission {
   next?: StepStats;
 }
 
-export interface Decoder {
+export interface Decoder<E extends DecoderEventBase = DecoderEventBase, S extends object = object> {
   readonly name: string;
+  /** Takes what the requirements asked the engine for (EAD: the small model's runtime). */
+  attach?(resources: DecoderResources): void;
   /** What the GPU computes alongside each main-row step (stats temperature, GPU draw). */
   sampling(pos: number): SamplingParams;
   /** Runs the prompt itself and returns the statistics after it (default: row 0 of the runtime). */
   start?(runtime: DecodeRuntime, prompt: readonly number[]): Promise<StepStats>;
-  next(ctx: DecodeContext): Promise<Emission>;
+  next(ctx: DecodeContext): Promise<Emission<E>>;
   /** Totals for the result (EAD: large-model share, cost ratio, catch-up tokens). */
-  summary?(): Record<string, unknown>;
+  summary?(): S;
 }
 
 /**

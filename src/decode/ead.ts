@@ -16,7 +16,10 @@
 import { InvalidArgumentError, checkInteger, shown } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
-import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkPrompt, checkRuntime } from './decoder.ts';
+import {
+  type DecodeContext, type Decoder, type DecoderResources, type Emission, checkDecodeContext, checkPrompt, checkRuntime,
+} from './decoder.ts';
+import { defineDecoder } from './spec.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 
 export interface EadOptions extends SamplingDecoderOptions {
@@ -35,6 +38,52 @@ export interface EadOptions extends SamplingDecoderOptions {
 
 export const EAD_DEFAULTS = { tau: 1.0, window: 5, minStay: 4 } as const;
 
+/** A switch of model before the token at `pos`. */
+export interface EadEvent {
+  type: 'ead';
+  pos: number;
+  from: ModelName;
+  to: ModelName;
+  /** The rolling mean entropy that decided it, bits. */
+  meanEntropyBits: number;
+  /** Tokens the model switched into read first (its catch-up prefill). */
+  catchUpTokens: number;
+}
+
+export type EadSummary = {
+  decoder: 'ead';
+  /** f_L: share of tokens by the large model. */
+  largeShare: number;
+  /** f_L + (1 − f_L)·P_S/P_L. */
+  costRatio: number;
+  catchUpTokens: number;
+  promptTokens: number;
+  switches: number;
+  smallTokens: number;
+  largeTokens: number;
+};
+
+export const eadSpec = defineDecoder<EadEvent, EadSummary>()({
+  name: 'ead',
+  key: 'ead',
+  title: 'EAD',
+  doc: 'Entropy Adaptive Decoding: the rolling mean entropy of the active model picks the small or the large model (loadModel\'s smallModel).',
+  params: {
+    tau: {
+      type: 'number', default: EAD_DEFAULTS.tau, min: -1e6, max: 1e6, infinite: true, unit: 'bits', legacy: 'tau', demo: { step: 0.25 },
+      doc: 'threshold on the rolling mean entropy: above it the large model (±Infinity: one model throughout)',
+    },
+    window: { type: 'integer', default: EAD_DEFAULTS.window, min: 1, max: 4096, unit: 'tokens', legacy: 'window', doc: 'rolling window w' },
+    minStay: { type: 'integer', default: EAD_DEFAULTS.minStay, min: 0, max: 4096, unit: 'tokens', legacy: 'minStay', doc: 'd_min: tokens the active model produces before it may hand over' },
+  },
+  sampling: { temperature: 0 },
+  requires: () => ({ smallModel: true }),
+  create: (p, c) => new EadDecoder({
+    ...c.sampler, seed: c.seed, tau: p.tau, window: p.window, minStay: p.minStay, endIds: c.endIds,
+    smallParameters: c.parameters.small, largeParameters: c.parameters.large,
+  }),
+});
+
 type ModelName = 'small' | 'large';
 
 interface Member {
@@ -42,7 +91,7 @@ interface Member {
   runtime: DecodeRuntime;
 }
 
-export class EadDecoder implements Decoder {
+export class EadDecoder implements Decoder<EadEvent, EadSummary> {
   readonly name = 'ead';
   private readonly base: SamplingDecoder;
   private readonly tau: number;
@@ -84,9 +133,10 @@ export class EadDecoder implements Decoder {
     return this.base.sampling();
   }
 
-  /** The small model's runtime (the engine's second session). */
-  attach(small: DecodeRuntime): this {
-    this.smallRuntime = checkRuntime('the small model\'s runtime', small);
+  /** The small model's runtime (the engine's second session): a DecodeRuntime, or { small }. */
+  attach(resources: DecodeRuntime | DecoderResources): this {
+    const small = resources && 'small' in resources && !('step' in resources) ? resources.small : resources;
+    this.smallRuntime = checkRuntime('the small model\'s runtime', small as DecodeRuntime);
     return this;
   }
 
@@ -106,14 +156,14 @@ export class EadDecoder implements Decoder {
     return stats;
   }
 
-  async next(ctx: DecodeContext): Promise<Emission> {
+  async next(ctx: DecodeContext): Promise<Emission<EadEvent>> {
     checkDecodeContext(ctx);
     if (!this.active) throw new InvalidArgumentError('EAD: start() runs the prompt before next()');
     let stats = ctx.stats;
     this.history.push(stats.entropy / Math.LN2);
     if (this.history.length > this.window) this.history.shift();
     const mean = this.history.reduce((a, b) => a + b, 0) / this.history.length;
-    let event: Emission['event'];
+    let event: EadEvent | undefined;
     if (this.sinceSwitch >= this.minStay) {
       const want = mean > this.tau ? this.large : this.small;
       if (want !== this.active) {
@@ -146,10 +196,11 @@ export class EadDecoder implements Decoder {
     return member.runtime.feed(ids, this.sampling());
   }
 
-  summary(): Record<string, unknown> {
+  summary(): EadSummary {
     const total = this.produced.small + this.produced.large;
     const largeShare = total ? this.produced.large / total : 0;
     return {
+      decoder: 'ead',
       largeShare,
       costRatio: largeShare + (1 - largeShare) * (this.smallParameters / this.largeParameters),
       catchUpTokens: this.catchUpTokens,

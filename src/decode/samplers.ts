@@ -60,7 +60,7 @@ import { uniform01 } from './rng.ts';
 // ---------------------------------------------------------------------------------------------
 // Types
 
-export type Stage = 'stats' | 'repetition-penalty' | 'temperature' | 'top-k' | 'top-p' | 'min-p' | 'typical' | 'top-H' | 'sample';
+export type Stage = 'stats' | 'repetition-penalty' | 'entropy-top-k' | 'temperature' | 'top-k' | 'top-p' | 'min-p' | 'typical' | 'top-H' | 'sample';
 
 /**
  * A position in the token order (scaled logit descending, id ascending). Every token outside the
@@ -480,6 +480,49 @@ export function applyTopH(d: Distribution, alpha: number, n: number = TOP_H_DEFA
   return inexact('top-H', `top-H over n = ${n} depends on the ${r} tokens beyond the ${leaders} leading candidates`);
 }
 
+/**
+ * Entropy top-k (PURE's rule, algorithms.md §4): k = clamp(round(k_min + (k_max − k_min)·
+ * σ(clamp(H, 0, 10) − 5)), k_min, k_max), H in nats; round is Python's (halves to even), so
+ * H 0 → 14, 1 → 37, 2 → 96, 5 → 1000, 10 → 1987 at the defaults 1..2000.
+ */
+export function entropyTopKCount(entropy: number, kMin: number = ENTROPY_TOP_K_DEFAULTS.kMin, kMax: number = ENTROPY_TOP_K_DEFAULTS.kMax): number {
+  checkNumber('entropy', entropy, -Number.MAX_VALUE, Number.MAX_VALUE);
+  checkInteger('entropyTopK.kMin', kMin, 1, MAX_COUNT);
+  checkInteger('entropyTopK.kMax', kMax, kMin, MAX_COUNT);
+  const h = Math.min(10, Math.max(0, entropy));
+  const k = roundHalfEven(kMin + (kMax - kMin) / (1 + Math.exp(-(h - 5))));
+  return Math.min(kMax, Math.max(kMin, k));
+}
+
+/** Python's round(): the nearest integer, halves to the even one. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Entropy top-k on a raw (temperature 1) distribution: H = −Σ p ln(p + 1e-10) of it, k from
+ * entropyTopKCount, then every token whose logit is ≥ the k-th largest (ties kept). On an open
+ * distribution H is the exact entropy of the step's statistics (without the 1e-10, which moves
+ * H by at most V·1e-10 nats); exact iff the k-th largest is a leading candidate strictly above
+ * every token beyond the candidates.
+ */
+export function applyEntropyTopK(d: Distribution, kMin: number, kMax: number): StageResult {
+  checkDistribution(d);
+  if (d.temperature !== 1) throw new InvalidArgumentError(`entropy top-k acts on the raw logits (temperature 1), got a distribution at ${d.temperature}`);
+  const entropy = d.tail ? entropyOf(d) : entropyOf(d, 1e-10);
+  if (entropy === null) return inexact('entropy-top-k', whyUnknown(d));
+  const k = entropyTopKCount(entropy, kMin, kMax);
+  const leaders = knownLeaders(d);
+  if (d.tail && !(k <= leaders && d.logits[k - 1] > d.tail.bound.logit)) {
+    return inexact('entropy-top-k', `entropy top-k keeps k = ${k} (H ${entropy.toFixed(3)} nats), beyond the ${leaders} candidates known to lead`);
+  }
+  const threshold = d.logits[Math.min(k, d.ids.length) - 1];
+  let n = 0;
+  while (n < d.ids.length && d.logits[n] >= threshold) n++;
+  return keepFirst(d, n);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Options and the pipeline
 
@@ -487,6 +530,7 @@ export function applyTopH(d: Distribution, alpha: number, n: number = TOP_H_DEFA
 export const MAX_TEMPERATURE = 100;
 export const TYPICAL_DEFAULT = 0.9;
 export const TOP_H_DEFAULTS = { alpha: 0.4, n: 100 } as const;
+export const ENTROPY_TOP_K_DEFAULTS = { kMin: 1, kMax: 2000 } as const;
 /** Smallest positive temperature: keeps z/T and 1/T finite in float32 on the GPU. */
 export const MIN_TEMPERATURE = 1e-6;
 export const MIN_PENALTY = 0.01;
@@ -509,6 +553,11 @@ export interface SamplerOptions {
   topH?: { alpha?: number; n?: number };
   /** HF repetition penalty θ in [0.01, 100]; 1 (default) = off. */
   repetitionPenalty?: number;
+  /**
+   * Entropy top-k (PURE's rule): k from the raw entropy, before temperature; off unless given.
+   * Defaults k_min 1, k_max 2000. The step's statistics are then at temperature 1.
+   */
+  entropyTopK?: { kMin?: number; kMax?: number };
   /** The model's vocabulary size (lets top-k ≥ it be a no-op and K ≥ it close the support). */
   vocabSize?: number;
 }
@@ -521,10 +570,11 @@ export interface SamplerParams {
   readonly typical: number;
   readonly topH: { readonly alpha: number; readonly n: number } | null;
   readonly repetitionPenalty: number;
+  readonly entropyTopK: { readonly kMin: number; readonly kMax: number } | null;
   readonly vocabSize: number | null;
 }
 
-const OPTION_KEYS = new Set(['temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'vocabSize']);
+const OPTION_KEYS = new Set(['temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'entropyTopK', 'vocabSize']);
 
 /** Validates options (InvalidArgumentError naming the parameter) and fills the defaults. */
 export function samplerParams(options: SamplerOptions = {}): SamplerParams {
@@ -540,6 +590,9 @@ export function samplerParams(options: SamplerOptions = {}): SamplerParams {
   const topK = checkInteger('topK', options.topK ?? 0, 0, MAX_COUNT);
   const topH = options.topH;
   if (topH !== undefined && (typeof topH !== 'object' || topH === null)) throw new InvalidArgumentError('topH must be an object { alpha?, n? }');
+  const etk = options.entropyTopK;
+  if (etk !== undefined && (typeof etk !== 'object' || etk === null)) throw new InvalidArgumentError('entropyTopK must be an object { kMin?, kMax? }');
+  const kMin = etk === undefined ? 0 : checkInteger('entropyTopK.kMin', etk.kMin ?? ENTROPY_TOP_K_DEFAULTS.kMin, 1, MAX_COUNT);
   return Object.freeze({
     temperature,
     topK: vocabSize !== null && topK >= vocabSize ? 0 : topK,
@@ -551,6 +604,9 @@ export function samplerParams(options: SamplerOptions = {}): SamplerParams {
       n: checkInteger('topH.n', topH.n ?? TOP_H_DEFAULTS.n, 1, MAX_COUNT),
     }),
     repetitionPenalty: checkNumber('repetitionPenalty', options.repetitionPenalty ?? 1, MIN_PENALTY, MAX_PENALTY),
+    entropyTopK: etk === undefined ? null : Object.freeze({
+      kMin, kMax: checkInteger('entropyTopK.kMax', etk.kMax ?? Math.max(kMin, ENTROPY_TOP_K_DEFAULTS.kMax), kMin, MAX_COUNT),
+    }),
     vocabSize,
   });
 }
@@ -558,7 +614,16 @@ export function samplerParams(options: SamplerOptions = {}): SamplerParams {
 /** Whether any stage can cut the vocabulary (else the GPU's full-vocabulary draw is the sample). */
 export function truncates(p: SamplerParams): boolean {
   checkParams(p);
-  return p.topK > 0 || p.topP < 1 || p.minP > 0 || p.typical < 1 || p.topH !== null;
+  return p.topK > 0 || p.topP < 1 || p.minP > 0 || p.typical < 1 || p.topH !== null || p.entropyTopK !== null;
+}
+
+/**
+ * The temperature a step's statistics must be at for this sampler: its own (1 for greedy), or 1
+ * when entropy top-k reads the raw entropy.
+ */
+export function statsTemperatureOf(p: SamplerParams): number {
+  checkParams(p);
+  return p.entropyTopK || p.temperature === 0 ? 1 : p.temperature;
 }
 
 /**
@@ -604,12 +669,15 @@ export interface WarpContext {
 export function warp(stats: StepStats, params: SamplerParams, context: WarpContext = {}): StageResult {
   checkParams(params);
   if (typeof context !== 'object' || context === null) throw new InvalidArgumentError('the warp context must be an object');
-  const statsTemperature = context.statsTemperature ?? (params.temperature > 0 ? params.temperature : 1);
+  const statsTemperature = context.statsTemperature ?? statsTemperatureOf(params);
   const vocabSize = context.vocabSize === undefined ? params.vocabSize : checkInteger('vocabSize', context.vocabSize, 1, MAX_COUNT);
   const raw = fromStepStats(stats, { statsTemperature, vocabSize });
   const penalized = applyRepetitionPenalty(raw, params.repetitionPenalty, checkHistory(context.history ?? []));
   if (params.temperature === 0) return greedy(penalized);
-  return truncate(applyTemperature(penalized, params.temperature), params);
+  let kept: StageResult = penalized;
+  if (params.entropyTopK) kept = applyEntropyTopK(penalized, params.entropyTopK.kMin, params.entropyTopK.kMax);
+  if (needsFullVocabulary(kept)) return kept;
+  return truncate(applyTemperature(kept, params.temperature), params);
 }
 
 /** SamplerParams come from samplerParams(); anything else is rejected, not guessed at. */
@@ -686,7 +754,7 @@ export function createSampler(options: SamplerOptions = {}): Sampler {
       checkInteger('seed', seed, 0, MAX_U32);
       checkInteger('counter', counter, 0, MAX_U32);
       const t = params.temperature;
-      return { temperature: gpuDraws ? t : 0, seed, counter, statsTemperature: t > 0 ? t : 1 };
+      return { temperature: gpuDraws ? t : 0, seed, counter, statsTemperature: statsTemperatureOf(params) };
     },
     sample: (stats, context) => sampleStep(params, stats, context),
   };

@@ -5,9 +5,10 @@ import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkRuntime } from './decoder.ts';
+import { defineDecoder } from './spec.ts';
 import {
   MAX_TEMPERATURE, MIN_TEMPERATURE, type SampledToken, type Sampler, type SamplerOptions, createSampler, needsFullVocabulary,
-  truncates,
+  statsTemperatureOf, truncates,
 } from './samplers.ts';
 
 /** Candidates a truncating sampler asks the GPU for (the most a step returns). */
@@ -17,8 +18,36 @@ export interface SamplingDecoderOptions extends SamplerOptions {
   seed?: number;
 }
 
-export class SamplingDecoder implements Decoder {
-  readonly name: string;
+export type SamplingSummary = {
+  decoder: 'greedy' | 'sample' | 'entropy-top-k';
+  /** Tokens whose draw needed the full logits row (the candidates could not decide it). */
+  fullVocabularySteps: number;
+};
+
+export const greedySpec = defineDecoder<never, SamplingSummary>()({
+  name: 'greedy',
+  key: 'greedy',
+  title: 'greedy',
+  doc: 'The argmax at every step, as llama2.c (the sampler stages other than the repetition penalty do not apply).',
+  params: {},
+  fixedSampling: { temperature: 0 },
+  requires: () => ({}),
+  create: (_, c) => new SamplingDecoder({ ...c.sampler, seed: c.seed }, undefined, 'greedy'),
+});
+
+export const sampleSpec = defineDecoder<never, SamplingSummary>()({
+  name: 'sample',
+  key: 'sample',
+  title: 'sample',
+  doc: 'The sampler pipeline: repetition penalty → temperature → top-H → top-k → top-p → min-p → typical, then one seeded draw.',
+  params: {},
+  sampling: { temperature: 1 },
+  requires: () => ({}),
+  create: (_, c) => new SamplingDecoder({ ...c.sampler, seed: c.seed }, undefined, 'sample'),
+});
+
+export class SamplingDecoder implements Decoder<never, SamplingSummary> {
+  readonly name: SamplingSummary['decoder'];
   readonly sampler: Sampler;
   private readonly seed: number;
   /**
@@ -31,14 +60,14 @@ export class SamplingDecoder implements Decoder {
   fullVocabularySteps = 0;
 
   /** `statsTemperature`: see the field; default the sampler's temperature (1 for greedy). */
-  constructor(options: SamplingDecoderOptions = {}, statsTemperature?: number) {
+  constructor(options: SamplingDecoderOptions = {}, statsTemperature?: number, name?: SamplingSummary['decoder']) {
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('decoder options must be an object');
     const { seed = 0, ...samplerOptions } = options;
     this.sampler = createSampler(samplerOptions);
     this.seed = seed;
-    this.name = this.sampler.params.temperature === 0 ? 'greedy' : 'sample';
+    this.name = name ?? (this.sampler.params.temperature === 0 ? 'greedy' : 'sample');
     this.sampler.sampling(seed); // validates the seed now, before any GPU work
-    const own = this.sampler.params.temperature || 1;
+    const own = statsTemperatureOf(this.sampler.params);
     this.statsTemperature = statsTemperature === undefined ? own : checkNumber('statsTemperature', statsTemperature, MIN_TEMPERATURE, MAX_TEMPERATURE);
   }
 
@@ -98,7 +127,11 @@ export class SamplingDecoder implements Decoder {
     return c.logit / temperature - full.lse;
   }
 
-  async next(ctx: DecodeContext): Promise<Emission> {
+  summary(): SamplingSummary {
+    return { decoder: this.name, fullVocabularySteps: this.fullVocabularySteps };
+  }
+
+  async next(ctx: DecodeContext): Promise<Emission<never>> {
     checkDecodeContext(ctx);
     const { tokenId } = await this.draw(ctx, ctx.stats, 0, ctx.pos, ctx.tokens);
     return { tokens: [tokenId], stats: [ctx.stats] };

@@ -10,6 +10,7 @@ import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { DecodeRuntime } from '../runtime/decode-runtime.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext, checkPrompt, checkRuntime } from './decoder.ts';
+import { defineDecoder } from './spec.ts';
 import { SamplingDecoder, type SamplingDecoderOptions } from './sampling-decoder.ts';
 
 export interface SrgenThresholdOptions {
@@ -80,7 +81,49 @@ function checkThresholdOptions(o: SrgenThresholdOptions): SrgenThresholdOptions 
   };
 }
 
-export class SrgenDecoder implements Decoder {
+/** A reflection before the token at `pos`. */
+export interface SrgenEvent {
+  type: 'srgen';
+  pos: number;
+  /** Entropy of softmax(z/T) at `pos`, nats, and the threshold it exceeded. */
+  entropy: number;
+  threshold: number;
+  /** The loss at δ = 0, then after each AdamW step. */
+  loss: number[];
+  /** The token sampled from W(h_T + δ). */
+  token: number;
+}
+
+export type SrgenSummary = {
+  decoder: 'srgen';
+  reflections: number;
+  /** Steps whose entropy was compared with the threshold. */
+  monitoredSteps: number;
+};
+
+const d0 = SRGEN_DEFAULTS;
+export const srgenSpec = defineDecoder<SrgenEvent, SrgenSummary>()({
+  name: 'srgen',
+  key: 'srgen',
+  title: 'SRGen',
+  doc: 'Self-Reflective Generation: above an adaptive entropy threshold, optimise a vector δ on the final hidden states for a few AdamW steps, then sample from W(h_T + δ).',
+  params: {
+    window: { type: 'integer', default: d0.window, min: 1, max: 1 << 20, unit: 'tokens', legacy: 'window', doc: 'N: entropies the adaptive threshold looks at' },
+    k: { type: 'number', default: d0.k, min: 0, max: 1e3, legacy: 'k', doc: 'K: standard deviations above the mean' },
+    sigmaMin: { type: 'number', default: d0.sigmaMin, min: 0, max: 1e3, unit: 'nats', legacy: 'sigmaMin', doc: 'σ_min: floor of the standard deviation' },
+    thetaMin: { type: 'number', default: d0.thetaMin, min: 0, max: 1e3, unit: 'nats', legacy: 'thetaMin', demo: { step: 0.1 }, doc: 'θ_min: floor of the threshold' },
+    theta0: { type: 'number', default: d0.theta0, min: 0, max: 1e3, unit: 'nats', legacy: 'theta0', demo: { step: 0.1 }, doc: 'θ_0: the threshold before N entropies are known' },
+    lambda: { type: 'number', default: d0.lambda, min: 0, max: 1, legacy: 'lambda', doc: 'λ: weight of the entropy term in the reflection loss' },
+    lr: { type: 'number', default: d0.lr, min: 0, max: 10, legacy: 'lr', doc: 'AdamW learning rate for δ' },
+    optSteps: { type: 'integer', default: d0.optSteps, min: 0, max: 100, unit: 'steps', legacy: 'optSteps', doc: 'AdamW steps per reflection' },
+    maxReflections: { type: 'integer', default: d0.maxReflections, min: 0, max: 1 << 20, legacy: 'maxReflections', doc: 'reflections per generation at most; then monitoring stops' },
+  },
+  sampling: { temperature: d0.temperature, topK: d0.topK, topP: d0.topP },
+  requires: () => ({ hiddenStates: true }),
+  create: (p, c) => new SrgenDecoder({ ...c.sampler, seed: c.seed, ...p }),
+});
+
+export class SrgenDecoder implements Decoder<SrgenEvent, SrgenSummary> {
   readonly name = 'srgen';
   readonly base: SamplingDecoder;
   readonly threshold: SrgenThresholdOptions;
@@ -118,8 +161,8 @@ export class SrgenDecoder implements Decoder {
   }
 
   /** Totals for the result: reflections made, steps monitored (entropies in the history). */
-  summary(): Record<string, unknown> {
-    return { reflections: this.reflections, monitoredSteps: this.history.length };
+  summary(): SrgenSummary {
+    return { decoder: 'srgen', reflections: this.reflections, monitoredSteps: this.history.length };
   }
 
   /** Runs the prompt on row 0 (as the engine would) and starts a generation: no history yet. */
@@ -132,7 +175,7 @@ export class SrgenDecoder implements Decoder {
     return runtime.feed(prompt, this.sampling());
   }
 
-  async next(ctx: DecodeContext): Promise<Emission> {
+  async next(ctx: DecodeContext): Promise<Emission<SrgenEvent>> {
     checkDecodeContext(ctx);
     // The prefill forward's token is never checked and never enters the history.
     if (this.generated++ === 0) return this.base.next(ctx);

@@ -7,6 +7,14 @@ import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import kvCacheWgsl from '../../shaders/kv_cache.wgsl?raw';
 import lmHeadStatsWgsl from '../../shaders/lm_head_stats.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import matmulFmtF16Wgsl from '../../shaders/matmul_fmt_f16.wgsl?raw';
+import matmulFmtQ45kWgsl from '../../shaders/matmul_fmt_q45_k.wgsl?raw';
+import matmulFmtQ40Wgsl from '../../shaders/matmul_fmt_q4_0.wgsl?raw';
+import matmulFmtQ6kWgsl from '../../shaders/matmul_fmt_q6_k.wgsl?raw';
+import matmulFmtQ80Wgsl from '../../shaders/matmul_fmt_q8_0.wgsl?raw';
+import matmulQWgsl from '../../shaders/matmul_q.wgsl?raw';
+import matmulQCoreWgsl from '../../shaders/matmul_q_core.wgsl?raw';
+import matmulQHeadWgsl from '../../shaders/matmul_q_head.wgsl?raw';
 import preludeWgsl from '../../shaders/prelude.wgsl?raw';
 import ropeKvWgsl from '../../shaders/rope_kv.wgsl?raw';
 import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
@@ -34,6 +42,49 @@ export const MAX_FORK_ROWS = 64;
 export const FORK_UNIFORM_BYTES = 16 + 4 * MAX_FORK_ROWS;
 
 const MATMUL_WG = 32;
+
+/**
+ * How a weight matrix W [n][k] is stored on the GPU. 'f32': transposed [k][n/4] vec4
+ * (matmul.wgsl). The others keep their blocks (GGUF's block semantics, values identical to
+ * model/dequant.ts) in the layouts of shaders/matmul_fmt_*.wgsl, built by model/weight-types.ts,
+ * and are dequantised inside the kernels' inner loops.
+ */
+export type MatrixFormat = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+
+/** A weight matrix W [n][k] (n outputs, k inputs) in one buffer. */
+export interface WeightMatrix {
+  format: MatrixFormat;
+  buffer: GPUBuffer;
+  k: number;
+  n: number;
+  /** The layout's override constants: its sections' offsets in 16-byte words ({} for f32). */
+  layout: Record<string, number>;
+}
+
+/** The format library (and the constants that pick its variant) of each non-f32 format. */
+const FORMAT_LIBS: Record<Exclude<MatrixFormat, 'f32'>, { lib: string; code: string; constants: Record<string, number> }> = {
+  f16: { lib: 'f16', code: matmulFmtF16Wgsl, constants: { BF16: 0 } },
+  bf16: { lib: 'f16', code: matmulFmtF16Wgsl, constants: { BF16: 1 } },
+  q8_0: { lib: 'q8_0', code: matmulFmtQ80Wgsl, constants: {} },
+  q4_0: { lib: 'q4_0', code: matmulFmtQ40Wgsl, constants: {} },
+  q4_k: { lib: 'q45_k', code: matmulFmtQ45kWgsl, constants: { Q5: 0 } },
+  q5_k: { lib: 'q45_k', code: matmulFmtQ45kWgsl, constants: { Q5: 1 } },
+  q6_k: { lib: 'q6_k', code: matmulFmtQ6kWgsl, constants: {} },
+};
+
+/** k must be a multiple of this for a format's kernels (its scale blocks: 8 values per chunk). */
+export const FORMAT_K_MULTIPLE: Record<MatrixFormat, number> = {
+  f32: 4, f16: 8, bf16: 8, q8_0: 32, q4_0: 32, q4_k: 256, q5_k: 256, q6_k: 256,
+};
+
+const asMatrix = (w: GPUBuffer | WeightMatrix): WeightMatrix | null => ('format' in w && 'layout' in w ? w : null);
+
+function quantSpec(format: Exclude<MatrixFormat, 'f32'>, m: WeightMatrix, k: number, n: number) {
+  if (m.k !== k || m.n !== n) throw new InvalidArgumentError(`a ${m.n}×${m.k} ${format} matrix bound as ${n}×${k}`);
+  if (k % FORMAT_K_MULTIPLE[format] !== 0) throw new InvalidArgumentError(`${format}: k = ${k} is not a multiple of ${FORMAT_K_MULTIPLE[format]}`);
+  const f = FORMAT_LIBS[format];
+  return { lib: f, constants: { ...f.constants, ...m.layout, K8: k / 8, N4: ceilDiv(n, 4) } };
+}
 
 /** Shape of one kv_fork launch: positions copied, destination rows. */
 export interface ForkShape {
@@ -63,9 +114,25 @@ export class Kernels {
     return { label, pipeline, bindGroup: bindGroupFor(this.ctx, pipeline, label, buffers), grid };
   }
 
-  embedding(label: string, dim: number, b: StepBindings & { table: GPUBuffer; x: GPUBuffer }) {
+  /**
+   * x[t] = table[token_t]: `table` float32 row-major [vocab][dim] (embedding.wgsl), or a
+   * WeightMatrix [vocab][dim] (n = token id, k = feature) in a non-f32 format, gathered from its
+   * layout (matmul_q.wgsl `embed`). A vocabulary tile of the table (a classifier tile serves for a
+   * tied embedding) holds ids `firstId` .. + its n and writes only their rows: one launch per tile.
+   */
+  embedding(label: string, dim: number, b: StepBindings & { table: GPUBuffer | WeightMatrix; x: GPUBuffer; firstId?: number }) {
+    const grid = (s: StepShape): [number, number, number] => [ceilDiv(dim, 64), s.nTokens, 1];
+    const m = asMatrix(b.table);
+    if (m && m.format !== 'f32') {
+      const q = quantSpec(m.format, m, dim, m.n);
+      return this.call(label, {
+        name: `matmul_q.${q.lib.lib}`, code: q.lib.code + matmulQCoreWgsl + matmulQWgsl, entryPoint: 'embed',
+        constants: { ...q.constants, ID_OFFSET: b.firstId ?? 0, TABLE_ROWS: m.n },
+      }, [b.step, b.tokens, m.buffer, b.x], grid);
+    }
+    if (m || b.firstId) throw new InvalidArgumentError('embedding: a float32 table is one row-major [vocab][dim] buffer');
     return this.call(label, { name: 'embedding', code: embeddingWgsl, constants: { DIM: dim } },
-      [b.step, b.tokens, b.table, b.x], (s) => [ceilDiv(dim, 64), s.nTokens, 1]);
+      [b.step, b.tokens, b.table as GPUBuffer, b.x], grid);
   }
 
   rmsnorm(label: string, c: { dim: number; eps: number }, b: { step: GPUBuffer; x: GPUBuffer; weight: GPUBuffer; out: GPUBuffer }) {
@@ -75,8 +142,9 @@ export class Kernels {
   }
 
   /**
-   * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts);
-   * k must be a multiple of 4 (checkpoints are validated for it). `statsRowsOnly` multiplies only
+   * y = x·W (+ y when accumulate). `w` holds W transposed, [k][n4] vec4 (see model/weights.ts),
+   * or is a WeightMatrix in any MatrixFormat (decoded in the inner loop: matmul_q.wgsl);
+   * k must be a multiple of 4 (checkpoints are validated for it), of FORMAT_K_MULTIPLE for others. `statsRowsOnly` multiplies only
    * the step's stats rows of x (into y rows 0..), for the LM head over a batch.
    * `rowsPerInvocation` 1 is the GEMV for decode, 4 the GEMM for prefill and batches. `y` rows are
    * `yN` wide with this matmul's columns at `yOffset` (both multiples of 4; default n and 0): a
@@ -88,23 +156,46 @@ export class Kernels {
       k: number; n: number; accumulate: boolean; rowsPerInvocation: 1 | 4; statsRowsOnly?: boolean;
       yN?: number; yOffset?: number;
     },
-    b: { step: GPUBuffer; x: GPUBuffer; w: GPUBuffer; y: GPUBuffer },
+    b: { step: GPUBuffer; x: GPUBuffer; w: GPUBuffer | WeightMatrix; y: GPUBuffer },
   ) {
     const n4 = ceilDiv(shape.n, 4);
     const gemm = shape.rowsPerInvocation === 4;
     const statsRows = shape.statsRowsOnly ?? false;
-    // Each invocation computes two output vec4s (matmul.wgsl).
+    // Each invocation computes two output vec4s (matmul.wgsl, matmul_q.wgsl).
     const groups = ceilDiv(ceilDiv(n4, 2), MATMUL_WG);
-    return this.call(label, {
-      name: 'matmul', code: matmulWgsl, entryPoint: gemm ? 'gemm' : 'gemv',
-      constants: {
-        K4: shape.k / 4, N4: n4, ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG, STATS_ROWS: statsRows ? 1 : 0,
-        Y_N4: ceilDiv(shape.yN ?? shape.n, 4), Y_OFFSET4: (shape.yOffset ?? 0) / 4,
-      },
-    }, [b.step, b.x, b.w, b.y], (s) => {
+    const constants = {
+      ACCUMULATE: shape.accumulate ? 1 : 0, WG: MATMUL_WG, STATS_ROWS: statsRows ? 1 : 0,
+      Y_N4: ceilDiv(shape.yN ?? shape.n, 4), Y_OFFSET4: (shape.yOffset ?? 0) / 4,
+    };
+    const grid = (s: StepShape): [number, number, number] => {
       const rows = statsRows ? s.statsRows : s.nTokens;
       return [groups, gemm ? ceilDiv(rows, 4) : rows, 1];
-    });
+    };
+    const m = asMatrix(b.w);
+    const entryPoint = gemm ? 'gemm' : 'gemv';
+    if (m && m.format !== 'f32') {
+      const q = quantSpec(m.format, m, shape.k, shape.n);
+      return this.call(label, {
+        name: `matmul_q.${q.lib.lib}`, code: q.lib.code + matmulQCoreWgsl + matmulQWgsl, entryPoint,
+        constants: { ...constants, ...q.constants },
+      }, [b.step, b.x, m.buffer, b.y], grid);
+    }
+    return this.call(label, {
+      name: 'matmul', code: matmulWgsl, entryPoint, constants: { ...constants, K4: shape.k / 4, N4: n4 },
+    }, [b.step, b.x, m ? m.buffer : (b.w as GPUBuffer), b.y], grid);
+  }
+
+  /**
+   * W as float32 in matmul.wgsl's layout ([k][n/4] vec4, `out` ≥ k·⌈n/4⌉·16 bytes), decoded on
+   * the GPU from a quantised or 16-bit matrix: the values of model/dequant.ts, bit for bit.
+   */
+  dequantize(label: string, w: WeightMatrix, out: GPUBuffer) {
+    if (w.format === 'f32') throw new InvalidArgumentError('dequantize: the matrix is float32 already');
+    const q = quantSpec(w.format, w, w.k, w.n);
+    return this.call(label, {
+      name: `matmul_q.${q.lib.lib}`, code: q.lib.code + matmulQCoreWgsl + matmulQWgsl, entryPoint: 'dequant',
+      constants: { WG: MATMUL_WG, Y_N4: ceilDiv(w.n, 4), ...q.constants },
+    }, [null, null, w.buffer, out], () => [ceilDiv(ceilDiv(w.n, 4), MATMUL_WG), w.k, 1]);
   }
 
   /**
@@ -178,10 +269,21 @@ export class Kernels {
   ): Promise<KernelCall[]> {
     const tiles = b.tiles.length;
     return Promise.all([
-      ...b.tiles.map((tile, i) => this.call(`${label}.partials${tiles > 1 ? `.${i}` : ''}`, {
-        name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'lm_head',
-        constants: { ...this.statsConstants(c.dim, tile.vocab, c.topK), ID_OFFSET: tile.firstId, TILE: i, TILES: tiles },
-      }, [b.step, b.tokens, b.hidden, tile.buffer, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1])),
+      ...b.tiles.map((tile, i) => {
+        const constants = { ...this.statsConstants(c.dim, tile.vocab, c.topK), ID_OFFSET: tile.firstId, TILE: i, TILES: tiles };
+        const m = tile.matrix;
+        const spec = m && m.format !== 'f32'
+          ? (() => {
+            const q = quantSpec(m.format, m, c.dim, tile.vocab);
+            return {
+              name: `lm_head_stats.${q.lib.lib}`, code: q.lib.code + matmulQCoreWgsl + lmHeadStatsWgsl + matmulQHeadWgsl,
+              entryPoint: 'lm_head_q', constants: { ...constants, ...q.constants },
+            };
+          })()
+          : { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'lm_head', constants };
+        return this.call(`${label}.partials${tiles > 1 ? `.${i}` : ''}`, spec,
+          [b.step, b.tokens, b.hidden, m ? m.buffer : tile.buffer, b.partials, b.partialTopK], (s) => [LM_GROUPS, s.statsRows, 1]);
+      }),
       this.statsMerge(label, { TOP_K: c.topK, TILES: tiles }, b),
     ]);
   }
@@ -339,12 +441,16 @@ export class Kernels {
 
 export type { StepShape };
 
-/** A vocabulary range of the classifier in its own buffer, transposed: [dim][vocab/4] vec4. */
+/**
+ * A vocabulary range of the classifier in its own buffer: float32 transposed, [dim][vocab/4] vec4,
+ * or, with `matrix` (whose buffer is `buffer`), a [vocab][dim] WeightMatrix in any format.
+ */
 export interface ClassifierTile {
   buffer: GPUBuffer;
   firstId: number;
   vocab: number;
 }
+  matrix?: WeightMatrix;
 
 /** The attention dimensions the rope/KV and attention kernels share. */
 export interface AttentionShape {

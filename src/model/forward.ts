@@ -10,11 +10,13 @@
 // llama2.c, HF Llama/Mistral, Qwen2 and Qwen3 are flags of this one graph (ModelConfig: RoPE
 // layout, biases, q/k norm, head size); a format never reaches it. The same graph runs one token
 // (decode: GEMV) or many (prefill and batched rows: GEMM); each token slot carries its own KV row
-// and position, so attention needs no other mode.
+// and position, so attention needs no other mode. Weight matrices may be in any MatrixFormat
+// (decoded in the matmul's inner loop); a concatenation whose parts differ in format is one
+// launch per part.
 import type { ClassifierTile, Kernels } from '../gpu/kernels.ts';
 import type { KernelCall } from '../gpu/pipelines.ts';
 import { type ModelConfig, kvDim, qDim } from './config.ts';
-import type { GpuWeights } from './weights.ts';
+import type { GpuWeights, MatrixPart } from './weights.ts';
 
 /** Buffers a runtime session owns and hands to the graph. Sizes are in floats per token row. */
 export interface ForwardBuffers {
@@ -70,7 +72,7 @@ function classifierGemm(k: Kernels, c: ModelConfig, tile: ClassifierTile, i: num
   return k.matmul(`lm_head.logits.${i}`, {
     k: c.dim, n: tile.vocab, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true,
     yN: Math.ceil(c.vocabSize / 4) * 4, yOffset: tile.firstId,
-  }, { step: b.step, x: b.hidden, w: tile.buffer, y: b.logits });
+  }, { step: b.step, x: b.hidden, w: tile.matrix ?? tile.buffer, y: b.logits });
 }
 
 /** The two statistics heads (single row fused, batched) for `topK` candidates per row. */
@@ -93,23 +95,31 @@ function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rows
   };
   const rope = { ...attn, ropeHalf: c.ropeLayout === 'half', qkNorm: c.qkNorm, eps: c.normEps };
   const norm = { dim: c.dim, eps: c.normEps };
-  const matmul = (label: string, k_: number, n: number, accumulate: boolean, x: GPUBuffer, wt: GPUBuffer, y: GPUBuffer) =>
-    k.matmul(label, { k: k_, n, accumulate, rowsPerInvocation }, { step: b.step, x, w: wt, y });
+  // One launch per part of a matrix (parts differ in format), each writing its columns of y.
+  const matmul = (label: string, k_: number, n: number, accumulate: boolean, x: GPUBuffer, parts: MatrixPart[], y: GPUBuffer) =>
+    parts.map((p, i) => k.matmul(parts.length > 1 ? `${label}.${i}` : label, {
+      k: k_, n: p.n, accumulate, rowsPerInvocation, yN: n, yOffset: p.col,
+    }, { step: b.step, x, w: p.w, y }));
 
-  const calls = [k.embedding('embed', c.dim, { ...step, table: w.embedding, x: b.x })];
+  const tiles = w.embedding instanceof Array ? w.embedding : null;
+  const calls = tiles
+    ? tiles.map((t, i) => k.embedding(tiles.length > 1 ? `embed.${i}` : 'embed', c.dim, {
+      ...step, table: t.matrix!, firstId: t.firstId, x: b.x,
+    }))
+    : [k.embedding('embed', c.dim, { ...step, table: w.embedding as GPUBuffer, x: b.x })];
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
     const cache = { kCache: b.kCache[l], vCache: b.vCache[l] };
     calls.push(
       k.rmsnorm(`l${l}.attn_norm`, norm, { step: b.step, x: b.x, weight: lw.attnNorm, out: b.xb }),
-      matmul(`l${l}.qkv`, c.dim, attn.qDim + 2 * attn.kvDim, false, b.xb, lw.wqkv, b.qkv),
+      ...matmul(`l${l}.qkv`, c.dim, attn.qDim + 2 * attn.kvDim, false, b.xb, lw.wqkv, b.qkv),
       k.ropeKv(`l${l}.rope_kv`, rope, { ...step, qkv: b.qkv, rope: w.rope, ...cache, bias: lw.qkvBias, qkNorm: lw.qkNorm }),
       k.attention(`l${l}.attention`, attn, { ...step, qkv: b.qkv, ...cache, out: b.att }),
-      matmul(`l${l}.wo`, attn.qDim, c.dim, true, b.att, lw.wo, b.x),
+      ...matmul(`l${l}.wo`, attn.qDim, c.dim, true, b.att, lw.wo, b.x),
       k.rmsnorm(`l${l}.ffn_norm`, norm, { step: b.step, x: b.x, weight: lw.ffnNorm, out: b.xb }),
-      matmul(`l${l}.w13`, c.dim, 2 * c.hiddenDim, false, b.xb, lw.w13, b.hb),
+      ...matmul(`l${l}.w13`, c.dim, 2 * c.hiddenDim, false, b.xb, lw.w13, b.hb),
       k.swiglu(`l${l}.swiglu`, c.hiddenDim, { step: b.step, hb: b.hb, out: b.hb2 }),
-      matmul(`l${l}.w2`, c.hiddenDim, c.dim, true, b.hb2, lw.w2, b.x),
+      ...matmul(`l${l}.w2`, c.hiddenDim, c.dim, true, b.hb2, lw.w2, b.x),
     );
   }
   calls.push(k.rmsnorm('output_norm', norm, { step: b.step, x: b.x, weight: w.outputNorm, out: b.hidden }));

@@ -453,7 +453,7 @@ export class Session {
         grad: await get('xent_grad', c.dim * 4),
       };
       const shape = { dim: c.dim, vocab: c.vocabSize };
-      const io = { ...b, hidden, wcls: this.weights.classifier[0].buffer };
+      const io = { ...b, hidden, wcls: await this.weights.denseClassifier(this.kernels) };
       const [forward, backward] = await Promise.all([
         this.kernels.xentForward('xent', shape, io),
         this.kernels.xentBackward('xent', shape, io),

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { trialCount } from '../../src/decode/cntp.ts';
+import { eventsOf } from '../../src/decode/registry.ts';
 import type { Engine, GenerateOptions } from '../../src/engine.ts';
 import { loadedEngine } from '../support/engine.ts';
 
@@ -55,9 +56,9 @@ describe('CNTP on stories15M', () => {
 
   test('batched trials equal trials run one after another (same RNG streams)', async () => {
     const batched = await engine.generate('Lily and Ben', { ...base, decoder: 'cntp' }).complete();
-    const sequential = await engine.generate('Lily and Ben', { ...base, decoder: 'cntp', trialsInSequence: true }).complete();
+    const sequential = await engine.generate('Lily and Ben', { ...base, decoder: 'cntp', cntp: { sequential: true } }).complete();
     assert.deepEqual(sequential.tokens, batched.tokens);
-    assert.deepEqual(sequential.events.map((e) => e.committed), batched.events.map((e) => e.committed));
+    assert.deepEqual(eventsOf(sequential.events, 'cntp').map((e) => e.committed), eventsOf(batched.events, 'cntp').map((e) => e.committed));
     assert.ok(batched.events.length > 0);
   });
 

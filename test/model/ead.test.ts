@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { eventsOf, summaryOf } from '../../src/decode/registry.ts';
 import type { Engine, GenerationResult } from '../../src/engine.ts';
 import { bundledModel, createNodeEngine } from '../../src/node/index.ts';
 import { STAT_TOLERANCE, goldens } from '../support/engine.ts';
@@ -25,24 +26,24 @@ describe('EAD: small/large pair sharing the vocabulary', () => {
   });
 
   const ead = (tau: number): Promise<GenerationResult> =>
-    pair.generate(golden.prompt, { decoder: 'ead', tau, maxTokens: MAX }).complete();
+    pair.generate(golden.prompt, { decoder: 'ead', ead: { tau }, maxTokens: MAX }).complete();
 
   test('τ = +∞ is exactly small-only greedy', async () => {
     const r = await ead(Infinity);
     const small = await smallOnly.generate(golden.prompt, { maxTokens: MAX }).complete();
     assert.deepEqual(r.tokens, small.tokens);
     assert.ok(r.steps.every((s) => s.model === 'small'));
-    assert.equal(r.summary.largeShare, 0);
-    assert.ok(Math.abs((r.summary.costRatio as number) - 4522624 / 15191712) < 1e-12);
+    assert.equal(summaryOf(r.summary, 'ead').largeShare, 0);
+    assert.ok(Math.abs(summaryOf(r.summary, 'ead').costRatio - 4522624 / 15191712) < 1e-12);
   });
 
   test('τ = −∞ is exactly large-only greedy, which is the golden reference', async () => {
     const r = await ead(-Infinity);
     assert.deepEqual(r.tokens, golden.tokens.slice(0, golden.prompt_token_count + MAX));
     assert.ok(r.steps.every((s) => s.model === 'large'));
-    assert.equal(r.summary.largeShare, 1);
-    assert.equal(r.summary.costRatio, 1);
-    assert.equal(r.summary.catchUpTokens, golden.prompt_token_count, 'the large model read the prompt once');
+    assert.equal(summaryOf(r.summary, 'ead').largeShare, 1);
+    assert.equal(summaryOf(r.summary, 'ead').costRatio, 1);
+    assert.equal(summaryOf(r.summary, 'ead').catchUpTokens, golden.prompt_token_count, 'the large model read the prompt once');
   });
 
   test('a middle τ switches both ways; the large model’s stats after a switch equal a fresh large-only run', async () => {
@@ -67,16 +68,16 @@ describe('EAD: small/large pair sharing the vocabulary', () => {
       assert.ok(Math.abs(s.entropy - scored[s.pos].entropy) < STAT_TOLERANCE, `entropy at ${s.pos}`);
     }
     const large = models.filter((m) => m === 'large').length / models.length;
-    assert.equal(r.summary.largeShare, large);
-    assert.ok(Math.abs((r.summary.costRatio as number) - (large + (1 - large) * (4522624 / 15191712))) < 1e-12);
-    const catchUp = (r.events as unknown as { catchUpTokens: number }[]).reduce((n, e) => n + e.catchUpTokens, 0);
-    assert.ok((r.summary.catchUpTokens as number) >= catchUp);
+    assert.equal(summaryOf(r.summary, 'ead').largeShare, large);
+    assert.ok(Math.abs(summaryOf(r.summary, 'ead').costRatio - (large + (1 - large) * (4522624 / 15191712))) < 1e-12);
+    const catchUp = eventsOf(r.events, 'ead').reduce((n, e) => n + e.catchUpTokens, 0);
+    assert.ok(summaryOf(r.summary, 'ead').catchUpTokens >= catchUp);
     // Each step's gauge is the rolling mean (w = 5) of the active model's entropies against τ, in
     // nats. (At a switch the window holds the previous model's entropy, which the step lacks.)
     r.steps.forEach((s, i) => {
       assert.equal(s.gauge!.threshold, Math.LN2);
       const window = r.steps.slice(Math.max(0, i - 4), i + 1);
-      const event = s.event as { to: string; meanEntropyBits: number } | undefined;
+      const event = s.event?.type === 'ead' ? s.event : undefined;
       if (event) {
         assert.ok(Math.abs(s.gauge!.value - event.meanEntropyBits * Math.LN2) < 1e-9);
         assert.equal(event.to === 'large', s.gauge!.value > s.gauge!.threshold, `switch at ${i}`);

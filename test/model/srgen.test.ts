@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { eventsOf } from '../../src/decode/registry.ts';
 import { SRGEN_DEFAULTS, srgenThreshold } from '../../src/decode/srgen.ts';
 import type { Engine, GenerateOptions } from '../../src/engine.ts';
 import { AdamW, SRGEN_ADAMW } from '../../src/runtime/adamw.ts';
@@ -135,7 +136,7 @@ describe('SRGen on stories15M', () => {
     }
     assert.ok(expected.length > t.window, 'the adaptive threshold triggered too');
     assert.deepEqual(srgen.events.map((e) => e.pos), expected);
-    for (const e of srgen.events) assert.equal((e.loss as number[]).length, 1);
+    for (const e of eventsOf(srgen.events, 'srgen')) assert.equal(e.loss.length, 1);
     // Gauges replay the rule too (entropy against θ of the previous N), while monitoring lasts.
     assert.equal(srgen.steps[0].gauge, undefined, 'the first token is not monitored');
     assert.equal(srgen.steps[0].event, undefined);

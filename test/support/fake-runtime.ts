@@ -3,7 +3,7 @@
 // at the asked statistics temperature, and a record of every call (feeds, steps, forks, full rows,
 // reflections) so a test can check what a decoder asked for.
 import { uniform01 } from '../../src/decode/rng.ts';
-import type { Decoder, Emission } from '../../src/decode/decoder.ts';
+import type { Decoder, DecoderEventBase, Emission } from '../../src/decode/decoder.ts';
 import type { DecodeRuntime, Reflection, ReflectOptions } from '../../src/runtime/decode-runtime.ts';
 import type { SamplingParams } from '../../src/runtime/session.ts';
 import type { StepStats } from '../../src/runtime/stats.ts';
@@ -130,12 +130,12 @@ export class FakeRuntime implements DecodeRuntime {
 }
 
 /** The engine's decode loop, without the engine: start (or feed) the prompt, then next() until maxTokens. */
-export async function drive(
-  decoder: Decoder, runtime: DecodeRuntime, prompt: readonly number[], maxTokens: number,
-): Promise<{ tokens: number[]; emissions: Emission[] }> {
+export async function drive<E extends DecoderEventBase>(
+  decoder: Decoder<E, object>, runtime: DecodeRuntime, prompt: readonly number[], maxTokens: number,
+): Promise<{ tokens: number[]; emissions: Emission<E>[] }> {
   const tokens = [...prompt];
   let stats = decoder.start ? await decoder.start(runtime, tokens) : await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
-  const emissions: Emission[] = [];
+  const emissions: Emission<E>[] = [];
   let produced = 0;
   for (;;) {
     const pos = tokens.length - 1;

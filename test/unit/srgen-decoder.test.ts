@@ -22,9 +22,9 @@ describe('SRGen monitors from the second generated token', () => {
     assert.equal(srgen.reflections, 5);
     assert.equal(srgen.history.length, 5, 'the first token\'s entropy is not in the history');
     // The history holds the entropies at T of the steps that produced tokens 1…5, in order.
-    const expected = emissions.slice(1).map((e) => e.event!.entropy as number);
+    const expected = emissions.slice(1).map((e) => e.event!.entropy);
     assert.deepEqual(srgen.history, expected);
-    assert.deepEqual(srgen.summary(), { reflections: 5, monitoredSteps: 5 });
+    assert.deepEqual(srgen.summary(), { decoder: 'srgen', reflections: 5, monitoredSteps: 5 });
   });
 
   test('the threshold sees only monitored steps: a replay of the rule from token 1 on', async () => {
