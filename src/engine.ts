@@ -1,24 +1,24 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
 import { checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
-import type { Decoder, Gauge } from './decode/decoder.ts';
-import {
-  DECODERS, type DecoderEvent, type DecoderName, type DecoderSections, type DecoderSummary, resolveDecoder,
-} from './decode/registry.ts';
+import type { Decoder, DecoderEvent, Gauge } from './decode/decoder.ts';
+import { CntpDecoder } from './decode/cntp.ts';
+import { EadDecoder } from './decode/ead.ts';
+import { SamplingDecoder } from './decode/sampling-decoder.ts';
+import { SRGEN_DEFAULTS, SrgenDecoder } from './decode/srgen.ts';
 import type { SamplerOptions } from './decode/samplers.ts';
-import type { Requirements } from './decode/spec.ts';
 import {
-  AbortedError, ContextOverflowError, ForkwiseError, InvalidArgumentError, ModelFormatError, checkInteger,
+  AbortedError, ContextOverflowError, ForkwiseError, GpuAllocationError, InvalidArgumentError, ModelFormatError,
+  WebGPUUnavailableError, checkInteger,
 } from './errors.ts';
 import { BufferPool, type GpuMemory, gpuMemory } from './gpu/buffers.ts';
 import { type AdapterDescription, type GpuContextOptions, GpuContext, acquireGpu } from './gpu/device.ts';
 import { Kernels, MAX_TOP_K } from './gpu/kernels.ts';
-import { type ModelConfig, parameterCount } from './model/config.ts';
+import { type ModelConfig, kvDim, parameterCount, qDim } from './model/config.ts';
 import { type ModelSource, openModel } from './model/load.ts';
 import { type ByteSource, readSource, rememberUrl } from './model/source.ts';
 import type { ModelFiles, ModelFormat, TensorType } from './model/tensors.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
-import { type MatrixFormat, type WeightsOption, checkWeightsOption } from './model/weight-types.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
 import type { StepStats } from './runtime/stats.ts';
@@ -78,12 +78,6 @@ export interface LoadModelOptions {
    */
   cache?: string | false;
 }
-  /**
-   * GPU format of the weight matrices: 'q8' / 'q4' quantise to Q8_0 / Q4_0 blocks at load, 'f16'
-   * to halves (BF16 stays BF16), 'f32' dequantises. Default: the file's own types (GGUF blocks,
-   * HF F16/BF16; f32 for llama2.c). Norms, biases, activations and the KV cache are f32 always.
-   */
-  weights?: WeightsOption;
 
 export interface ModelInfo {
   config: ModelConfig;
@@ -100,59 +94,58 @@ export interface ModelInfo {
   /** Bytes of GPU memory held by weights, activations and the KV cache. */
   gpuBytes: number;
   loadMs: number;
-  /** The model's weight bytes on the GPU by storage format (e.g. { q4_k, q6_k, f32 }). */
-  weightBytes: Partial<Record<MatrixFormat, number>>;
 }
 
-export { DECODERS, type DecoderEvent, type DecoderName, type DecoderSummary };
+export const DECODERS = ['greedy', 'sample', 'cntp', 'ead', 'srgen'] as const;
+export type DecoderName = (typeof DECODERS)[number];
 
 /** Positions a session allocates unless loadModel asks otherwise (and the model allows). */
 export const DEFAULT_CONTEXT = 4096;
 
+/** CNTP trials end after the first token of each of these marks as the tokenizer encodes it mid-text. */
+const CNTP_STOP_MARKS = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
+
 /**
- * Options of generate(): the sampler stages of samplers.ts, shared by every decoder (temperature
- * — default 1; each decoder may declare its own defaults: 0.6 for SRGen, 0 for greedy and EAD —
- * topK, topP, minP, typical, topH, repetitionPenalty, entropyTopK), and each decoder's parameters
- * in its own section: `{ decoder: 'ead', ead: { tau: 1.5 } }` (src/decode/registry.ts; README's
- * decoder table lists them). The flat parameter keys below are the older form, still accepted for
- * the chosen decoder; a section's value wins over them.
+ * Options of generate(): the sampler stages of samplers.ts (temperature — default 1, 0.6 for
+ * SRGen, 0 for greedy and EAD — topK, topP, minP, typical, topH, repetitionPenalty) and each
+ * decoder's parameters.
  */
-export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'>, DecoderSections {
+export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'> {
   /** New tokens to produce at most (default: until EOS, BOS for llama2.c stories, or the context is full). */
   maxTokens?: number;
   /** Apply the model's chat template to the prompt as one user message (with the generation prompt). */
   chat?: boolean;
-  /** One of DECODERS (default 'greedy', the argmax as llama2.c). */
+  /** 'greedy' (argmax, as llama2.c), 'sample' (the sampler pipeline), 'cntp', 'ead' or 'srgen'. */
   decoder?: DecoderName;
-  /** @deprecated `cntp.hLo`. CNTP: entropy (nats) below which one trial runs; default 0.01. */
+  /** CNTP: entropy (nats) below which one trial runs; default 0.01. */
   hLo?: number;
-  /** @deprecated `cntp.hHi`. CNTP: entropy at which maxTrials run; default 1.5. */
+  /** CNTP: entropy at which maxTrials run; default 1.5. */
   hHi?: number;
-  /** @deprecated `cntp.maxTrials`. CNTP: N_max, at most the model's KV rows (default 10). */
+  /** CNTP: N_max, at most the model's KV rows (default 10). */
   maxTrials?: number;
-  /** @deprecated `cntp.sequential`. CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
+  /** CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
   trialsInSequence?: boolean;
-  /** @deprecated `ead.tau`. EAD: threshold τ on the rolling mean entropy in bits (±Infinity allowed); default 1. */
+  /** EAD: threshold τ on the rolling mean entropy in bits (±Infinity allowed); default 1. */
   tau?: number;
-  /** @deprecated `ead.window` (EAD's rolling window, default 5) or `srgen.window` (SRGen's N, default 25). */
+  /** EAD: rolling window w; default 5. */
   window?: number;
-  /** @deprecated `ead.minStay`. EAD: tokens the active model produces before it may hand over (d_min); default 4. */
+  /** EAD: tokens the active model produces before it may hand over (d_min); default 4. */
   minStay?: number;
-  /** @deprecated `srgen.lambda`. SRGen: weight λ of the entropy term in the reflection loss; default 0.05. (SRGen reads `window` as N, default 25.) */
+  /** SRGen: weight λ of the entropy term in the reflection loss; default 0.05. (SRGen reads `window` as N, default 25.) */
   lambda?: number;
-  /** @deprecated `srgen.lr`. SRGen: AdamW learning rate for δ; default 0.01. */
+  /** SRGen: AdamW learning rate for δ; default 0.01. */
   lr?: number;
-  /** @deprecated `srgen.optSteps`. SRGen: AdamW steps per reflection; default 3. */
+  /** SRGen: AdamW steps per reflection; default 3. */
   optSteps?: number;
-  /** @deprecated `srgen.maxReflections`. SRGen: reflections per generation at most; default 20. */
+  /** SRGen: reflections per generation at most; default 20. */
   maxReflections?: number;
-  /** @deprecated `srgen.k`. SRGen: K, standard deviations above the window's mean entropy; default 4. */
+  /** SRGen: K, standard deviations above the window's mean entropy; default 4. */
   k?: number;
-  /** @deprecated `srgen.sigmaMin`. SRGen: σ_min, floor of the window's standard deviation; default 0.5. */
+  /** SRGen: σ_min, floor of the window's standard deviation; default 0.5. */
   sigmaMin?: number;
-  /** @deprecated `srgen.thetaMin`. SRGen: θ_min, floor of the threshold (nats); default 1.8. */
+  /** SRGen: θ_min, floor of the threshold (nats); default 1.8. */
   thetaMin?: number;
-  /** @deprecated `srgen.theta0`. SRGen: θ_0, the threshold before N entropies are known; default 3.0. */
+  /** SRGen: θ_0, the threshold before N entropies are known; default 3.0. */
   theta0?: number;
   /** RNG seed; default 0. The same seed, prompt and options give the same text everywhere. */
   seed?: number;
@@ -186,7 +179,7 @@ export interface GenerationStep {
   model?: string;
   /** The decoder's value and threshold at this token, in nats (EAD: rolling mean entropy vs τ; SRGen: entropy vs θ). */
   gauge?: Gauge;
-  /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection, an entropix branch); also in `result.events`. */
+  /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection); also in `result.events`. */
   event?: DecoderEvent;
 }
 
@@ -222,7 +215,7 @@ export interface GenerationResult {
   /** What the decoder did besides emitting (CNTP branches, EAD switches, SRGen reflections). */
   events: DecoderEvent[];
   /** The decoder's totals (EAD: largeShare, costRatio, catchUpTokens); {} for the others. */
-  summary: DecoderSummary;
+  summary: Record<string, unknown>;
   timing: GenerationTiming;
 }
 
@@ -273,24 +266,80 @@ interface LoadedModel {
   pool: BufferPool;
   /** EAD's small model: same vocabulary, its own weights and KV cache. */
   small: { weights: GpuWeights; session: Session; parameterCount: number } | null;
+  /** The load's maxBindingBytes (KV rows grown later stay within it). */
+  maxBindingBytes?: number;
 }
 
 /** Text or a conversation to generate from. */
 export type Prompt = string | { messages: readonly ChatMessage[] };
 
-export async function createEngine(options: GpuContextOptions = {}): Promise<Engine> {
-  checkGpuOptions(options);
-  return new Engine(await acquireGpu(options));
+export interface EngineOptions extends GpuContextOptions {
+  /**
+   * After a GPU device loss, acquire a new device and reload the model by itself, once per loss
+   * (as recover() does; a loss during that recovery is not retried). The generation or load in
+   * flight still rejects with DeviceLostError; the calls after it run on the new device.
+   * Default false: the engine rejects with DeviceLostError until recover() is called.
+   */
+  autoRecover?: boolean;
 }
 
+export interface RecoverOptions {
+  /** A new device, for an engine made on a device its caller owns (else one is acquired as at creation). */
+  device?: GPUDevice;
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  checkGpuOptions(options);
+  if (options.autoRecover !== undefined && typeof options.autoRecover !== 'boolean') {
+    throw new InvalidArgumentError(`autoRecover must be true or false, got ${typeof options.autoRecover}`);
+  }
+  return new Engine(await acquireGpu(options), options);
+}
+
+/** The abort reason dispose() gives the work it cancels. */
+const DISPOSED = Symbol('disposed');
+
+/**
+ * Concurrency: one FIFO lock. loadModel(), score(), recover() and every generation (from its first
+ * next() / complete() until it ends or stops) run alone, in the order they were called (started).
+ * A generation runs on the model loaded when its turn comes; dispose() cancels the work in flight
+ * and queued (AbortedError) and frees the model once the step in flight has ended.
+ */
 export class Engine {
   private loaded: LoadedModel | null = null;
-  private readonly kernels: Kernels;
-  /** Serialises generations and loads: one session, one writer. */
+  private ctx: GpuContext;
+  private kernels: Kernels;
+  /** The tail of the FIFO lock: loads, generations, scores and recoveries run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Work queued or running under the lock (dispose() frees at once only when there is none). */
+  private busy = 0;
+  /** Loads queued or running: a generation made meanwhile is planned at its turn. */
+  private pendingLoads = 0;
+  /** The load options of the loaded model (sources kept by reference), replayed by recover(). */
+  private loadedWith: LoadModelOptions | null = null;
+  /** Controllers of the work in flight or queued; dispose() aborts them. */
+  private readonly active = new Set<AbortController>();
+  /** The lost context whose automatic recovery was attempted (autoRecover: once per loss). */
+  private autoTried: GpuContext | null = null;
+  private readonly options: EngineOptions;
 
-  constructor(readonly gpu: GpuContext) {
+  constructor(gpu: GpuContext, options: EngineOptions = {}) {
+    this.options = { ...options };
+    this.ctx = gpu;
     this.kernels = new Kernels(gpu);
+    this.watch(gpu);
+  }
+
+  /** The GPU context: a new one after recover(). */
+  get gpu(): GpuContext {
+    return this.ctx;
+  }
+
+  /** True once the device is lost, until recover() (or autoRecover) replaces it. */
+  get lost(): boolean {
+    return this.ctx.lost;
   }
 
   get adapter(): AdapterDescription {
@@ -312,17 +361,131 @@ export class Engine {
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
+    this.busy++;
+    const go = () => work().finally(() => this.busy--);
+    const run = this.queue.then(go, go);
     this.queue = run.catch(() => {});
     return run;
   }
 
   /**
+   * `work` under the lock with a signal that fires on the caller's abort or dispose(), on a live
+   * device (recovered first under autoRecover); its errors are typed (loss, disposal, limits).
+   */
+  private turn<T>(signal: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>, needsDevice = true): Promise<T> {
+    const link = this.link(signal);
+    return this.exclusive(async () => {
+      const ctx = this.ctx;
+      try {
+        checkAbort(link.signal);
+        if (needsDevice) await this.alive(link.signal);
+        return await work(link.signal);
+      } catch (error) {
+        throw await this.failure(error, link.signal, ctx);
+      } finally {
+        link.end();
+      }
+    });
+  }
+
+  /** A signal that fires with the caller's `signal` or with dispose(); `end` forgets it. */
+  private link(signal?: AbortSignal): { signal: AbortSignal; end: () => void } {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    if (signal?.aborted) controller.abort(signal.reason);
+    else signal?.addEventListener?.('abort', onAbort, { once: true });
+    this.active.add(controller);
+    return {
+      signal: controller.signal,
+      end: () => {
+        this.active.delete(controller);
+        signal?.removeEventListener?.('abort', onAbort);
+      },
+    };
+  }
+
+  /** The error a failed operation reports: disposal and device loss first, limits added to allocation errors. */
+  private async failure(error: unknown, signal: AbortSignal, ctx: GpuContext): Promise<unknown> {
+    if (signal.aborted && signal.reason === DISPOSED) return new AbortedError('the engine was disposed');
+    if (error instanceof AbortedError && signal.aborted) return error;
+    // A loss surfaces first as a failed mapAsync (an AbortError) or a validation error; the
+    // device's lost promise settles within a task of it.
+    if (!ctx.lost && !(error instanceof ForkwiseError)) await settleWithin(ctx.whenLost, 200);
+    if (ctx.lost) return ctx.lostError();
+    if (error instanceof GpuAllocationError && !/maxStorageBufferBindingSize/.test(error.message)) {
+      const { maxBufferSize, maxStorageBufferBindingSize } = ctx.device.limits;
+      return new GpuAllocationError(`${error.message} (device limits: maxBufferSize ${maxBufferSize}, maxStorageBufferBindingSize ${maxStorageBufferBindingSize})`, error);
+    }
+    return error;
+  }
+
+  /** Under the lock: throws DeviceLostError on a lost device, or recovers it (autoRecover, once per loss). */
+  private async alive(signal?: AbortSignal): Promise<void> {
+    const ctx = this.ctx;
+    if (!ctx.lost) return;
+    if (!this.options.autoRecover || this.autoTried === ctx) throw ctx.lostError();
+    this.autoTried = ctx;
+    try {
+      await this.revive({ signal });
+    } finally {
+      if (this.ctx.lost) this.autoTried = this.ctx; // lost again while recovering: not retried
+    }
+  }
+
+  /** Notes a loss of `ctx`; under autoRecover, recovers as soon as the lock is free. */
+  private watch(ctx: GpuContext): void {
+    void ctx.whenLost.then(() => {
+      if (this.ctx === ctx && this.options.autoRecover) this.exclusive(() => this.alive()).catch(() => {});
+    });
+  }
+
+  /**
    * Downloads (or takes) the checkpoint and tokenizer, validates both, uploads the weights and
    * compiles the kernels. On any error the previously loaded model, if any, stays in place.
+   * Queued behind the work in flight (FIFO); the options are kept so recover() can replay the load
+   * (bytes, Blobs, Files and readers by reference; URLs are read again, through the Cache API).
    */
   loadModel(options: LoadModelOptions): Promise<ModelInfo> {
-    return this.exclusive(() => this.load(options));
+    this.pendingLoads++;
+    const signal = typeof options === 'object' && options !== null ? options.signal : undefined;
+    return this.turn(signal, (linked) => {
+      checkLoadOptions(options);
+      return this.load({ ...options, signal: linked });
+    }).finally(() => this.pendingLoads--);
+  }
+
+  /**
+   * After a device loss (DeviceLostError): acquires a new device (as at creation, or `device`)
+   * and loads the model that was loaded again from the same options, so generation gives the
+   * same tokens as before the loss. Queued like a load; resolves with the model (null if none
+   * was loaded). On a live device with the model in place it does nothing.
+   */
+  recover(options: RecoverOptions = {}): Promise<ModelInfo | null> {
+    return this.turn(options.signal, (signal) => this.revive({ ...options, signal }), false);
+  }
+
+  /** Under the lock: a new device if the current one is lost, then the kept load replayed. */
+  private async revive(o: RecoverOptions): Promise<ModelInfo | null> {
+    const replay = this.loadedWith;
+    if (!this.ctx.lost && !o.device && (this.loaded || !replay)) return this.loaded?.info ?? null;
+    if (this.ctx.lost || o.device) {
+      if (this.options.device && !o.device) {
+        throw new WebGPUUnavailableError('the engine runs on a device its caller owns: pass a new one, recover({ device })');
+      }
+      this.pendingLoads++;
+      const ctx = await acquireGpu(o.device ? { device: o.device } : this.options).finally(() => this.pendingLoads--);
+      this.unload(); // buffers of the lost device: nothing to wait for
+      this.ctx = ctx;
+      this.kernels = new Kernels(ctx);
+      this.watch(ctx);
+    }
+    if (!replay) return null;
+    this.pendingLoads++; // generations made meanwhile wait for the model
+    try {
+      return await this.load({ ...replay, signal: o.signal, onProgress: o.onProgress });
+    } finally {
+      this.pendingLoads--;
+    }
   }
 
   private async load(o: LoadModelOptions): Promise<ModelInfo> {
@@ -351,10 +514,12 @@ export class Engine {
       throw new ModelFormatError(`the small model's vocabulary (${small.config.vocabSize}) differs from the model's (${model.config.vocabSize})`);
     }
     const contextLength = Math.min(o.contextLength ?? DEFAULT_CONTEXT, model.config.trainedContext);
+    checkFits(this.gpu, model.config, contextLength, 1, o.maxBindingBytes);
+    if (small) checkFits(this.gpu, small.config, Math.min(contextLength, small.config.trainedContext), 1, o.maxBindingBytes);
     const pool = new BufferPool(this.gpu);
     const uploaded: GpuWeights[] = [];
     try {
-      const upload = { contextLength, maxBindingBytes: o.maxBindingBytes, signal: o.signal, weights: checkWeightsOption(o.weights) };
+      const upload = { contextLength, maxBindingBytes: o.maxBindingBytes, signal: o.signal };
       const weights = await uploadWeights(this.gpu, model, {
         ...upload, onProgress: (done, total) => report('upload', done, total, total ? (0.9 * done) / total : 0.9),
       });
@@ -380,8 +545,12 @@ export class Engine {
         gpuBytes: uploaded.reduce((n, w) => n + w.bytes, 0) + pool.bytes,
         loadMs: performance.now() - t0,
       };
+      checkAbort(o.signal); // aborted while compiling: the previous model stays
+      this.gpu.assertAlive(); // lost while loading: nothing uploaded is usable
       this.unload();
-      this.loaded = { weights, tokenizer, session, info, pool, small: smallLoaded || null };
+      this.loaded = { weights, tokenizer, session, info, pool, small: smallLoaded || null, maxBindingBytes: o.maxBindingBytes };
+      const { signal: _signal, onProgress: _onProgress, ...replay } = o;
+      this.loadedWith = replay;
       // Validated: keep the URLs' files for the next load (best effort, in the background).
       if (cache) for (const url of [...opened.urls, ...(openedSmall?.urls ?? []), ...(typeof o.tokenizer === 'string' ? [o.tokenizer] : [])]) void rememberUrl(url, cache);
       report('ready', 1, 1, 1);
@@ -417,9 +586,15 @@ export class Engine {
    * validates everything before any GPU work.
    */
   generate(prompt: Prompt, options: GenerateOptions = {}): Generation {
-    const model = this.require();
-    const plan = this.plan(model, prompt, checkGenerateCall(options));
-    return new Generation(this.run(model, plan));
+    const o = checkGenerateCall(options);
+    const model = this.loaded;
+    if (this.ctx.lost && !this.options.autoRecover) throw this.ctx.lostError();
+    // With the model in place, plan now (errors before work); while a load or a recovery is
+    // pending, check what needs no model now and plan at the generation's turn.
+    if (model && this.pendingLoads === 0 && !this.ctx.lost) return new Generation(this.run(prompt, o, { model, plan: this.plan(model, prompt, o) }));
+    if (!model && this.pendingLoads === 0 && !this.ctx.lost) throw new InvalidArgumentError('no model is loaded: call loadModel() first');
+    checkGenerateOptions(o);
+    return new Generation(this.run(prompt, o, null));
   }
 
   /**
@@ -427,31 +602,38 @@ export class Engine {
    * e.g. to score a text or compare with a reference implementation.
    */
   score(tokens: readonly number[]): Promise<StepStats[]> {
-    const model = this.require();
-    checkTokenIds('tokens', tokens, model.info.config.vocabSize);
-    if (tokens.length === 0) throw new InvalidArgumentError('score() needs at least one token');
-    if (tokens.length > model.session.context) {
-      throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.session.context}`);
-    }
-    return this.exclusive(async () => {
-      model.session.reset();
-      return model.session.score(0, tokens);
+    const check = (model: LoadedModel) => {
+      checkTokenIds('tokens', tokens, model.info.config.vocabSize);
+      if (tokens.length === 0) throw new InvalidArgumentError('score() needs at least one token');
+      if (tokens.length > model.session.context) {
+        throw new ContextOverflowError(`${tokens.length} tokens exceed the context of ${model.session.context}`);
+      }
+    };
+    // errors before work, unless a recovery or a load is pending (then at its turn)
+    const model = (this.ctx.lost && this.options.autoRecover) || (!this.loaded && this.pendingLoads > 0) ? null : this.require();
+    if (model) check(model);
+    return this.turn(undefined, async () => {
+      // the model at this turn (a load queued before may have replaced it)
+      const current = this.require();
+      if (current !== model) check(current);
+      current.session.reset();
+      return current.session.score(0, tokens);
     });
   }
 
   private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
-    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
+    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; rows: number; signal?: AbortSignal;
   } {
     const text = this.promptText(model, prompt, o);
-    const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
+    const { maxTokens, decoder } = checkGenerateOptions(o, {
       vocabSize: model.info.config.vocabSize,
       tokenizer: model.tokenizer,
       parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
       eosIds: model.info.config.eosIds,
     });
-    if (requires.smallModel) {
-      if (!model.small) throw new InvalidArgumentError(`decoder ${decoder.name} needs a small model: pass smallModel to loadModel()`);
-      decoder.attach?.({ small: new SessionRuntime(model.small.session) });
+    if (decoder instanceof EadDecoder) {
+      if (!model.small) throw new InvalidArgumentError('decoder ead needs a small model: pass smallModel to loadModel()');
+      decoder.attach(new SessionRuntime(model.small.session));
     }
     const context = model.session.context;
     // A chat rendering carries its special tokens as text; a plain prompt gets the format's (BOS).
@@ -460,9 +642,9 @@ export class Engine {
     if (promptTokens.length > context) {
       throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens; the context holds ${context}`);
     }
-    // KV rows the decoder declared (CNTP's trials), allocated when a generation first needs them.
-    const rows = requires.rows ?? 1;
-    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal };
+    // CNTP's trials run as batched KV rows, allocated when a generation first needs them.
+    const rows = decoder instanceof CntpDecoder ? decoder.maxTrials : 1;
+    return { prompt: text, promptTokens, maxTokens, decoder, rows, signal: o.signal };
   }
 
   /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
@@ -489,17 +671,47 @@ export class Engine {
     return model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   }
 
-  private async *run(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
-    // Take the engine for the whole generation; release it however the generator ends.
+  private async *run(
+    prompt: Prompt, o: GenerateOptions, planned: { model: LoadedModel; plan: ReturnType<Engine['plan']> } | null,
+  ): AsyncGenerator<GenerationStep, GenerationResult> {
+    // Take the engine for the whole generation; release it once the GPU work has ended however
+    // the generator ends (an abort or dispose() rejects at once, the lock waits for the step in
+    // flight; a lost device has nothing left to wait for).
+    const link = this.link(o.signal);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const turn = this.queue;
     this.queue = turn.then(() => held);
-    await turn;
-    try {
-      return yield* this.decodeLoop(model, plan);
-    } finally {
+    this.busy++;
+    const unlock = () => {
+      this.busy--;
       release();
+    };
+    await turn;
+    const ctx = this.ctx;
+    let inner: AsyncGenerator<GenerationStep, GenerationResult> | null = null;
+    const stop = interruption(link.signal, ctx);
+    try {
+      checkAbort(link.signal);
+      await this.alive(link.signal);
+      const model = this.require();
+      const plan = planned?.model === model ? planned.plan : this.plan(model, prompt, o);
+      plan.signal = link.signal;
+      inner = this.decodeLoop(model, plan);
+      for (;;) {
+        const step = inner.next();
+        step.catch(() => {}); // an interruption may win the race; the step's end is awaited below
+        const next = await Promise.race([step, stop.promise]);
+        if (next.done) return next.value;
+        yield next.value;
+      }
+    } catch (error) {
+      throw await this.failure(error, link.signal, ctx);
+    } finally {
+      stop.end();
+      link.end();
+      if (!inner || ctx.lost) unlock();
+      else inner.return(undefined as never).then(unlock, unlock);
     }
   }
 
@@ -507,8 +719,9 @@ export class Engine {
     const { session, tokenizer } = model;
     const { decoder } = plan;
     const seqLen = session.context;
+    if (plan.rows > session.kv.rows) checkFits(this.ctx, model.info.config, seqLen, plan.rows, model.maxBindingBytes);
     await session.ensureRows(plan.rows);
-    if (plan.requires.hiddenStates) await session.keepHiddenStates();
+    if (decoder instanceof SrgenDecoder) await session.keepHiddenStates();
     const runtime = new SessionRuntime(session);
     const tokens = [...plan.promptTokens];
     const text = tokenizer.stream(tokens);
@@ -534,7 +747,7 @@ export class Engine {
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
-      if (emission.event) events.push(withTrialTexts(emission.event as DecoderEvent, tokenizer));
+      if (emission.event) events.push(withTrialTexts(emission.event, tokenizer));
       for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
         if (eos.has(next)) {
           finish = 'eos';
@@ -559,7 +772,6 @@ export class Engine {
       if (!finish) {
         checkAbort(plan.signal);
         if (emission.next) {
-        weightBytes: weights.bytesByFormat,
           stats = emission.next;
         } else {
           // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
@@ -583,7 +795,7 @@ export class Engine {
       finish: finish ?? 'max_tokens',
       steps,
       events,
-      summary: (decoder.summary?.() ?? { decoder: decoder.name }) as DecoderSummary,
+      summary: decoder.summary?.() ?? {},
       timing: {
         ttftMs: steps.length ? prefillMs : 0,
         prefillMs,
@@ -618,16 +830,75 @@ export class Engine {
     return gpuMemory(this.gpu);
   }
 
-  /** Frees the model's GPU memory; the engine can load another. */
-  dispose(): void {
-    this.unload();
+  /**
+   * Frees the model's GPU memory; the engine can load another. The work in flight and queued
+   * rejects with AbortedError ('the engine was disposed'); with none, the memory is free on
+   * return, else once the step in flight has ended (the promise settles then).
+   */
+  dispose(): Promise<void> {
+    for (const controller of this.active) controller.abort(DISPOSED);
+    this.loadedWith = null;
+    if (this.busy === 0) {
+      this.unload();
+      return Promise.resolve();
+    }
+    return this.exclusive(async () => {
+      this.unload();
+      this.loadedWith = null;
+    });
   }
+}
+
+/**
+ * Throws GpuAllocationError, before any allocation, when a buffer a session binds whole would
+ * exceed the device's limits: a KV cache layer (`rows` × `context` positions; also over
+ * `maxBindingBytes`) or the per-token activations (`context` rows).
+ */
+function checkFits(ctx: GpuContext, c: ModelConfig, context: number, rows: number, maxBindingBytes?: number): void {
+  const { maxBufferSize, maxStorageBufferBindingSize } = ctx.device.limits;
+  const limits = `maxBufferSize ${maxBufferSize}, maxStorageBufferBindingSize ${maxStorageBufferBindingSize}` +
+    (maxBindingBytes === undefined ? '' : `, maxBindingBytes ${maxBindingBytes}`);
+  const deviceLimit = Math.min(maxBufferSize, maxStorageBufferBindingSize);
+  const kvLimit = Math.min(deviceLimit, maxBindingBytes ?? Infinity);
+  const positionBytes = rows * kvDim(c) * 4;
+  if (context * positionBytes > kvLimit) {
+    throw new GpuAllocationError(
+      `a KV cache layer of ${rows} row(s) × ${context} positions needs ${context * positionBytes} bytes, over the limits (${limits}): ` +
+      `${Math.floor(kvLimit / positionBytes)} positions fit`,
+    );
+  }
+  const tokenBytes = 4 * Math.max(c.dim, qDim(c) + 2 * kvDim(c), 2 * c.hiddenDim);
+  if (context * tokenBytes > deviceLimit) {
+    throw new GpuAllocationError(
+      `the activations of ${context} positions need ${context * tokenBytes} bytes, over the limits (${limits}): ${Math.floor(deviceLimit / tokenBytes)} positions fit`,
+    );
+  }
+}
+
+/** Rejects when `signal` aborts or the device is lost, whichever first (`end` stops listening). */
+function interruption(signal: AbortSignal, ctx: GpuContext): { promise: Promise<never>; end: () => void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new AbortedError());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    void ctx.whenLost.then(() => reject(ctx.lostError()));
+  });
+  promise.catch(() => {});
+  return { promise, end: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/** Waits for `promise` at most `ms` milliseconds. */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 /** CNTP events carry their trials as token ids; add each trial's text for displays. */
 function withTrialTexts(event: DecoderEvent, tokenizer: TextTokenizer): DecoderEvent {
   if (event.type !== 'cntp' || !Array.isArray(event.tokens)) return event;
-  return { ...event, texts: event.tokens.map((ids) => tokenizer.decode(ids)) };
+  return { ...event, texts: (event.tokens as number[][]).map((ids) => tokenizer.decode(ids)) };
 }
 
 /** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
@@ -641,22 +912,53 @@ export interface DecoderContext {
 }
 
 /**
- * Validates the options against their decoder's schema (callers such as the CLI check them before
- * loading a model) and builds the decoder; throws InvalidArgumentError on NaN, out-of-range or
- * unknown values (DecoderOptionError, with `parameter`, for a decoder's own).
+ * Validates the model-independent options (callers such as the CLI check them before loading a
+ * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
  */
-export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder; requires: Requirements } {
+export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder } {
   const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
-  const endIds = c.tokenizer ? [...new Set([c.tokenizer.bosId ?? -1, ...c.tokenizer.eosIds, ...(c.eosIds ?? [])])].filter((id) => id >= 0) : [];
-  const { decoder, requires } = resolveDecoder(o as Record<string, unknown>, {
-    seed: o.seed ?? 0,
+  const name = o.decoder ?? 'greedy';
+  const sampler: SamplerOptions = {
+    temperature: name === 'greedy' ? 0 : o.temperature ?? 1,
+    topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty,
     vocabSize: c.vocabSize,
-    tokenizer: c.tokenizer,
-    endIds,
-    tokenIds: (marks) => marks.map((m) => c.tokenizer?.firstTokenMidText(m)).filter((id): id is number => id !== undefined),
-    parameters: c.parameters ?? { small: 1, large: 1 },
+  };
+  const seed = o.seed ?? 0;
+  if (name === 'srgen') return { maxTokens, decoder: srgenDecoder(o, sampler, seed) };
+  const ids = (marks: string[]) => marks.map((m) => c.tokenizer?.firstTokenMidText(m)).filter((id): id is number => id !== undefined);
+  const endIds = c.tokenizer ? [...new Set([c.tokenizer.bosId ?? -1, ...c.tokenizer.eosIds, ...(c.eosIds ?? [])])].filter((id) => id >= 0) : [];
+  switch (name) {
+    case 'greedy':
+    case 'sample':
+      return { maxTokens, decoder: new SamplingDecoder({ ...sampler, seed }) };
+    case 'cntp':
+      return {
+        maxTokens,
+        decoder: new CntpDecoder({
+          ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
+          stopIds: ids(CNTP_STOP_MARKS), endIds,
+        }),
+      };
+    case 'ead':
+      return {
+        maxTokens,
+        decoder: new EadDecoder({
+          ...sampler, temperature: o.temperature ?? 0, seed, tau: o.tau, window: o.window, minStay: o.minStay, endIds,
+          smallParameters: c.parameters?.small ?? 1, largeParameters: c.parameters?.large ?? 1,
+        }),
+      };
+    default:
+      throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(name)} (expected ${DECODERS.join(', ')})`);
+  }
+}
+
+/** SRGen with the sampler options (temperature default 0.6, the authors'). */
+function srgenDecoder(o: GenerateOptions, sampler: SamplerOptions, seed: number): SrgenDecoder {
+  return new SrgenDecoder({
+    ...sampler, temperature: o.temperature ?? SRGEN_DEFAULTS.temperature, seed,
+    lambda: o.lambda, lr: o.lr, optSteps: o.optSteps, maxReflections: o.maxReflections,
+    window: o.window, k: o.k, sigmaMin: o.sigmaMin, thetaMin: o.thetaMin, theta0: o.theta0,
   });
-  return { maxTokens, decoder, requires };
 }
 
 function checkAbort(signal?: AbortSignal): void {

@@ -25,6 +25,8 @@ export class GpuContext {
   readonly hasSubgroups: boolean;
   readonly hasTimestamps: boolean;
   private lostReason: string | null = null;
+  /** Settles with the browser's reason ('destroyed: …', 'unknown: …') when the device is lost; never rejects. */
+  readonly whenLost: Promise<string>;
   /**
    * The objects the device came from. Held so they live as long as the device: Node's `webgpu`
    * (Dawn) crashes if the GPU or adapter object is garbage-collected under a live device.
@@ -37,9 +39,10 @@ export class GpuContext {
     this.adapter = adapter;
     this.hasSubgroups = device.features.has('subgroups');
     this.hasTimestamps = device.features.has('timestamp-query');
-    device.lost.then((info) => {
-      this.lostReason = `${info.reason}: ${info.message}`;
-    });
+    this.whenLost = device.lost.then(
+      (info) => (this.lostReason = `${info.reason}: ${info.message || 'no message'}`),
+      (error) => (this.lostReason = `unknown: ${String(error)}`),
+    );
     // Validation errors outside an error scope would otherwise only reach the console.
     device.addEventListener?.('uncapturederror', (event) => {
       const message = (event as GPUUncapturedErrorEvent).error.message;
@@ -54,11 +57,19 @@ export class GpuContext {
     return this.lostReason !== null;
   }
 
+  /** The browser's reason for the loss ('destroyed: …', 'unknown: …'), or null while the device lives. */
+  get lossReason(): string | null {
+    return this.lostReason;
+  }
+
+  /** The DeviceLostError for this context's loss (call when `lost`). */
+  lostError(): DeviceLostError {
+    return new DeviceLostError(`the GPU device was lost (${this.lostReason ?? 'unknown'}); engine.recover() acquires a new one and reloads the model`);
+  }
+
   /** Throws DeviceLostError when the device is gone; call before recording GPU work. */
   assertAlive(): void {
-    if (this.lostReason !== null) {
-      throw new DeviceLostError(`the GPU device was lost (${this.lostReason}); create a new engine`);
-    }
+    if (this.lostReason !== null) throw this.lostError();
   }
 }
 

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Engine, createEngine } from '../engine.ts';
+import { type Engine, type EngineOptions, createEngine } from '../engine.ts';
 import { ModelFetchError, WebGPUUnavailableError } from '../errors.ts';
 import type { HfFolder } from '../model/formats/hf.ts';
 import type { ModelSource } from '../model/load.ts';
@@ -21,8 +21,11 @@ export const bundledModel = (() => {
   return { model: join(dir, 'stories15M.bin'), tokenizer: join(dir, 'tokenizer.bin'), smallModel: join(dir, 'stories-student.bin') };
 })();
 
-/** Creates an engine on the `webgpu` package's GPU; on a machine without one, SwiftShader. */
-export async function createNodeEngine(): Promise<Engine> {
+/**
+ * Creates an engine on the `webgpu` package's GPU; on a machine without one, SwiftShader.
+ * `options` as createEngine's (autoRecover, powerPreference); the GPU entry point is the package's.
+ */
+export async function createNodeEngine(options: Omit<EngineOptions, 'gpu'> = {}): Promise<Engine> {
   process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
   process.env.XDG_RUNTIME_DIR ??= tmpdir(); // else the Vulkan loader complains on every start
   let gpu: GPU;
@@ -32,7 +35,7 @@ export async function createNodeEngine(): Promise<Engine> {
   } catch (cause) {
     throw new WebGPUUnavailableError('the `webgpu` package could not start (is libvulkan1 installed?)', cause);
   }
-  return createEngine({ gpu });
+  return createEngine({ ...options, gpu });
 }
 
 /** A local path becomes its bytes; URLs and bytes pass through to the engine's loader. */

@@ -33,10 +33,15 @@ export class WorkerEngine {
   private readonly pending = new Map<number, Pending>();
   private adapterInfo: AdapterDescription | null = null;
   private info: ModelInfo | null = null;
+  private lostMessage: string | null = null;
 
   constructor(private readonly endpoint: MessageEndpoint) {
     endpoint.addEventListener('message', (event) => {
       const reply = event.data as Reply;
+      if (reply.kind === 'lost') {
+        this.lostMessage = reply.message;
+        return;
+      }
       this.pending.get(reply.id)?.onReply(reply);
     });
     // A worker that fails to start or throws outside a request fails everything waiting.
@@ -58,6 +63,21 @@ export class WorkerEngine {
   }
 
   get model(): ModelInfo | null {
+    return this.info;
+  }
+
+  /** True once the worker reported its device lost, until recover() (or autoRecover's next call) replaces it. */
+  get lost(): boolean {
+    return this.lostMessage !== null;
+  }
+
+  /**
+   * As Engine.recover: after DeviceLostError, a new device in the worker and the loaded model
+   * loaded again from its kept options; resolves with the model (null if none was loaded).
+   */
+  async recover(): Promise<ModelInfo | null> {
+    this.info = (await this.call({ kind: 'recover' })) as ModelInfo | null;
+    this.lostMessage = null;
     return this.info;
   }
 
@@ -87,10 +107,13 @@ export class WorkerEngine {
     return (await this.call({ kind: 'score', tokens: [...tokens] })) as StepStats[];
   }
 
-  /** Frees the model's GPU memory in the worker (the worker itself is the caller's to terminate). */
-  dispose(): void {
-    void this.call({ kind: 'dispose' }).catch(() => {});
+  /**
+   * As Engine.dispose: frees the model's GPU memory in the worker (the work in flight and queued
+   * rejects with AbortedError); settles once it is free. The worker itself is the caller's to terminate.
+   */
+  dispose(): Promise<void> {
     this.info = null;
+    return this.call({ kind: 'dispose' }).then(() => {}, () => {});
   }
 
   private async *stream(request: DistributiveOmit<Request, 'id'>, signal?: AbortSignal): AsyncGenerator<GenerationStep, GenerationResult> {
@@ -142,6 +165,7 @@ export class WorkerEngine {
       this.pending.set(id, {
         onReply: (reply) => {
           if (reply.kind === 'done') {
+            if (request.kind !== 'dispose') this.lostMessage = null; // it ran on a live device
             finish();
             resolve(reply.value);
           } else if (reply.kind === 'error') {

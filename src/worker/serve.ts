@@ -4,14 +4,13 @@
 //
 //   import { serveEngine } from 'forkwise/worker';   // or '../src/worker/serve.ts'
 //   serveEngine(self);
-import { type Engine, createEngine } from '../engine.ts';
+import { type Engine, type EngineOptions, createEngine } from '../engine.ts';
 import { InvalidArgumentError } from '../errors.ts';
-import type { GpuContextOptions } from '../gpu/device.ts';
 import { type MessageEndpoint, type Reply, type Request, serializeError } from './protocol.ts';
 
 /** Serves one engine on `endpoint`; `create` makes it (Node tests pass the `webgpu` package's). */
 export function serveEngine(
-  endpoint: MessageEndpoint, create: (options: GpuContextOptions) => Promise<Engine> = createEngine,
+  endpoint: MessageEndpoint, create: (options: EngineOptions) => Promise<Engine> = createEngine,
 ): void {
   let engine: Engine | null = null;
   const controllers = new Map<number, AbortController>();
@@ -35,11 +34,24 @@ export function serveEngine(
       }
       case 'score':
         return ready().score(request.tokens);
+      case 'recover':
+        return ready().recover();
       case 'dispose':
-        engine?.dispose();
-        engine = null;
+        // frees the model; the engine (and its device) stays for the next load
+        await engine?.dispose();
         return null;
     }
+  };
+  /**
+   * Tells the page when the engine's current device is lost (the page's `lost` flag; its calls
+   * still get DeviceLostError); looked at after every request, as recovery replaces the device.
+   */
+  let watched: Engine['gpu'] | null = null;
+  const watch = () => {
+    const ctx = engine?.gpu;
+    if (!ctx || ctx === watched) return;
+    watched = ctx;
+    void ctx.whenLost.then(() => reply({ kind: 'lost', id: 0, message: ctx.lostError().message }));
   };
   const ready = () => {
     if (!engine) throw new InvalidArgumentError('the worker engine is not initialised');
@@ -58,7 +70,10 @@ export function serveEngine(
     handle(request).then(
       (value) => reply({ kind: 'done', id: request.id, value } as Reply),
       (error) => reply({ kind: 'error', id: request.id, error: serializeError(error) }),
-    ).finally(() => controllers.delete(request.id));
+    ).finally(() => {
+      controllers.delete(request.id);
+      watch();
+    });
   });
   endpoint.start?.();
 }
