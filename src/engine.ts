@@ -1,12 +1,12 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
 import { checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
-import type { Decoder, DecoderEvent, Gauge } from './decode/decoder.ts';
-import { CntpDecoder } from './decode/cntp.ts';
-import { EadDecoder } from './decode/ead.ts';
-import { SamplingDecoder } from './decode/sampling-decoder.ts';
-import { SRGEN_DEFAULTS, SrgenDecoder } from './decode/srgen.ts';
+import type { Decoder, Gauge } from './decode/decoder.ts';
+import {
+  DECODERS, type DecoderEvent, type DecoderName, type DecoderSections, type DecoderSummary, resolveDecoder,
+} from './decode/registry.ts';
 import type { SamplerOptions } from './decode/samplers.ts';
+import type { Requirements } from './decode/spec.ts';
 import {
   AbortedError, ContextOverflowError, ForkwiseError, GpuAllocationError, InvalidArgumentError, ModelFormatError,
   WebGPUUnavailableError, checkInteger,
@@ -19,6 +19,7 @@ import { type ModelSource, openModel } from './model/load.ts';
 import { type ByteSource, readSource, rememberUrl } from './model/source.ts';
 import type { ModelFiles, ModelFormat, TensorType } from './model/tensors.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
+import { type MatrixFormat, type WeightsOption, checkWeightsOption } from './model/weight-types.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
 import type { StepStats } from './runtime/stats.ts';
@@ -78,6 +79,12 @@ export interface LoadModelOptions {
    */
   cache?: string | false;
 }
+  /**
+   * GPU format of the weight matrices: 'q8' / 'q4' quantise to Q8_0 / Q4_0 blocks at load, 'f16'
+   * to halves (BF16 stays BF16), 'f32' dequantises. Default: the file's own types (GGUF blocks,
+   * HF F16/BF16; f32 for llama2.c). Norms, biases, activations and the KV cache are f32 always.
+   */
+  weights?: WeightsOption;
 
 export interface ModelInfo {
   config: ModelConfig;
@@ -94,58 +101,59 @@ export interface ModelInfo {
   /** Bytes of GPU memory held by weights, activations and the KV cache. */
   gpuBytes: number;
   loadMs: number;
+  /** The model's weight bytes on the GPU by storage format (e.g. { q4_k, q6_k, f32 }). */
+  weightBytes: Partial<Record<MatrixFormat, number>>;
 }
 
-export const DECODERS = ['greedy', 'sample', 'cntp', 'ead', 'srgen'] as const;
-export type DecoderName = (typeof DECODERS)[number];
+export { DECODERS, type DecoderEvent, type DecoderName, type DecoderSummary };
 
 /** Positions a session allocates unless loadModel asks otherwise (and the model allows). */
 export const DEFAULT_CONTEXT = 4096;
 
-/** CNTP trials end after the first token of each of these marks as the tokenizer encodes it mid-text. */
-const CNTP_STOP_MARKS = ['.', ',', '\n', '?', '!', ':', ';', ')', ']', '}'];
-
 /**
- * Options of generate(): the sampler stages of samplers.ts (temperature — default 1, 0.6 for
- * SRGen, 0 for greedy and EAD — topK, topP, minP, typical, topH, repetitionPenalty) and each
- * decoder's parameters.
+ * Options of generate(): the sampler stages of samplers.ts, shared by every decoder (temperature
+ * — default 1; each decoder may declare its own defaults: 0.6 for SRGen, 0 for greedy and EAD —
+ * topK, topP, minP, typical, topH, repetitionPenalty, entropyTopK), and each decoder's parameters
+ * in its own section: `{ decoder: 'ead', ead: { tau: 1.5 } }` (src/decode/registry.ts; README's
+ * decoder table lists them). The flat parameter keys below are the older form, still accepted for
+ * the chosen decoder; a section's value wins over them.
  */
-export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'> {
+export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'>, DecoderSections {
   /** New tokens to produce at most (default: until EOS, BOS for llama2.c stories, or the context is full). */
   maxTokens?: number;
   /** Apply the model's chat template to the prompt as one user message (with the generation prompt). */
   chat?: boolean;
-  /** 'greedy' (argmax, as llama2.c), 'sample' (the sampler pipeline), 'cntp', 'ead' or 'srgen'. */
+  /** One of DECODERS (default 'greedy', the argmax as llama2.c). */
   decoder?: DecoderName;
-  /** CNTP: entropy (nats) below which one trial runs; default 0.01. */
+  /** @deprecated `cntp.hLo`. CNTP: entropy (nats) below which one trial runs; default 0.01. */
   hLo?: number;
-  /** CNTP: entropy at which maxTrials run; default 1.5. */
+  /** @deprecated `cntp.hHi`. CNTP: entropy at which maxTrials run; default 1.5. */
   hHi?: number;
-  /** CNTP: N_max, at most the model's KV rows (default 10). */
+  /** @deprecated `cntp.maxTrials`. CNTP: N_max, at most the model's KV rows (default 10). */
   maxTrials?: number;
-  /** CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
+  /** @deprecated `cntp.sequential`. CNTP: run trials one after another instead of as one batch (same tokens; for benchmarks). */
   trialsInSequence?: boolean;
-  /** EAD: threshold τ on the rolling mean entropy in bits (±Infinity allowed); default 1. */
+  /** @deprecated `ead.tau`. EAD: threshold τ on the rolling mean entropy in bits (±Infinity allowed); default 1. */
   tau?: number;
-  /** EAD: rolling window w; default 5. */
+  /** @deprecated `ead.window` (EAD's rolling window, default 5) or `srgen.window` (SRGen's N, default 25). */
   window?: number;
-  /** EAD: tokens the active model produces before it may hand over (d_min); default 4. */
+  /** @deprecated `ead.minStay`. EAD: tokens the active model produces before it may hand over (d_min); default 4. */
   minStay?: number;
-  /** SRGen: weight λ of the entropy term in the reflection loss; default 0.05. (SRGen reads `window` as N, default 25.) */
+  /** @deprecated `srgen.lambda`. SRGen: weight λ of the entropy term in the reflection loss; default 0.05. (SRGen reads `window` as N, default 25.) */
   lambda?: number;
-  /** SRGen: AdamW learning rate for δ; default 0.01. */
+  /** @deprecated `srgen.lr`. SRGen: AdamW learning rate for δ; default 0.01. */
   lr?: number;
-  /** SRGen: AdamW steps per reflection; default 3. */
+  /** @deprecated `srgen.optSteps`. SRGen: AdamW steps per reflection; default 3. */
   optSteps?: number;
-  /** SRGen: reflections per generation at most; default 20. */
+  /** @deprecated `srgen.maxReflections`. SRGen: reflections per generation at most; default 20. */
   maxReflections?: number;
-  /** SRGen: K, standard deviations above the window's mean entropy; default 4. */
+  /** @deprecated `srgen.k`. SRGen: K, standard deviations above the window's mean entropy; default 4. */
   k?: number;
-  /** SRGen: σ_min, floor of the window's standard deviation; default 0.5. */
+  /** @deprecated `srgen.sigmaMin`. SRGen: σ_min, floor of the window's standard deviation; default 0.5. */
   sigmaMin?: number;
-  /** SRGen: θ_min, floor of the threshold (nats); default 1.8. */
+  /** @deprecated `srgen.thetaMin`. SRGen: θ_min, floor of the threshold (nats); default 1.8. */
   thetaMin?: number;
-  /** SRGen: θ_0, the threshold before N entropies are known; default 3.0. */
+  /** @deprecated `srgen.theta0`. SRGen: θ_0, the threshold before N entropies are known; default 3.0. */
   theta0?: number;
   /** RNG seed; default 0. The same seed, prompt and options give the same text everywhere. */
   seed?: number;
@@ -179,7 +187,7 @@ export interface GenerationStep {
   model?: string;
   /** The decoder's value and threshold at this token, in nats (EAD: rolling mean entropy vs τ; SRGen: entropy vs θ). */
   gauge?: Gauge;
-  /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection); also in `result.events`. */
+  /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection, an entropix branch); also in `result.events`. */
   event?: DecoderEvent;
 }
 
@@ -215,7 +223,7 @@ export interface GenerationResult {
   /** What the decoder did besides emitting (CNTP branches, EAD switches, SRGen reflections). */
   events: DecoderEvent[];
   /** The decoder's totals (EAD: largeShare, costRatio, catchUpTokens); {} for the others. */
-  summary: Record<string, unknown>;
+  summary: DecoderSummary;
   timing: GenerationTiming;
 }
 
@@ -519,7 +527,7 @@ export class Engine {
     const pool = new BufferPool(this.gpu);
     const uploaded: GpuWeights[] = [];
     try {
-      const upload = { contextLength, maxBindingBytes: o.maxBindingBytes, signal: o.signal };
+      const upload = { contextLength, maxBindingBytes: o.maxBindingBytes, signal: o.signal, weights: checkWeightsOption(o.weights) };
       const weights = await uploadWeights(this.gpu, model, {
         ...upload, onProgress: (done, total) => report('upload', done, total, total ? (0.9 * done) / total : 0.9),
       });
@@ -622,18 +630,18 @@ export class Engine {
   }
 
   private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
-    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; rows: number; signal?: AbortSignal;
+    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
   } {
     const text = this.promptText(model, prompt, o);
-    const { maxTokens, decoder } = checkGenerateOptions(o, {
+    const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
       vocabSize: model.info.config.vocabSize,
       tokenizer: model.tokenizer,
       parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
       eosIds: model.info.config.eosIds,
     });
-    if (decoder instanceof EadDecoder) {
-      if (!model.small) throw new InvalidArgumentError('decoder ead needs a small model: pass smallModel to loadModel()');
-      decoder.attach(new SessionRuntime(model.small.session));
+    if (requires.smallModel) {
+      if (!model.small) throw new InvalidArgumentError(`decoder ${decoder.name} needs a small model: pass smallModel to loadModel()`);
+      decoder.attach?.({ small: new SessionRuntime(model.small.session) });
     }
     const context = model.session.context;
     // A chat rendering carries its special tokens as text; a plain prompt gets the format's (BOS).
@@ -642,9 +650,9 @@ export class Engine {
     if (promptTokens.length > context) {
       throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens; the context holds ${context}`);
     }
-    // CNTP's trials run as batched KV rows, allocated when a generation first needs them.
-    const rows = decoder instanceof CntpDecoder ? decoder.maxTrials : 1;
-    return { prompt: text, promptTokens, maxTokens, decoder, rows, signal: o.signal };
+    // KV rows the decoder declared (CNTP's trials), allocated when a generation first needs them.
+    const rows = requires.rows ?? 1;
+    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal };
   }
 
   /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
@@ -721,7 +729,7 @@ export class Engine {
     const seqLen = session.context;
     if (plan.rows > session.kv.rows) checkFits(this.ctx, model.info.config, seqLen, plan.rows, model.maxBindingBytes);
     await session.ensureRows(plan.rows);
-    if (decoder instanceof SrgenDecoder) await session.keepHiddenStates();
+    if (plan.requires.hiddenStates) await session.keepHiddenStates();
     const runtime = new SessionRuntime(session);
     const tokens = [...plan.promptTokens];
     const text = tokenizer.stream(tokens);
@@ -747,7 +755,7 @@ export class Engine {
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
-      if (emission.event) events.push(withTrialTexts(emission.event, tokenizer));
+      if (emission.event) events.push(withTrialTexts(emission.event as DecoderEvent, tokenizer));
       for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
         if (eos.has(next)) {
           finish = 'eos';
@@ -772,6 +780,7 @@ export class Engine {
       if (!finish) {
         checkAbort(plan.signal);
         if (emission.next) {
+        weightBytes: weights.bytesByFormat,
           stats = emission.next;
         } else {
           // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
@@ -795,7 +804,7 @@ export class Engine {
       finish: finish ?? 'max_tokens',
       steps,
       events,
-      summary: decoder.summary?.() ?? {},
+      summary: (decoder.summary?.() ?? { decoder: decoder.name }) as DecoderSummary,
       timing: {
         ttftMs: steps.length ? prefillMs : 0,
         prefillMs,
@@ -898,7 +907,7 @@ async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void
 /** CNTP events carry their trials as token ids; add each trial's text for displays. */
 function withTrialTexts(event: DecoderEvent, tokenizer: TextTokenizer): DecoderEvent {
   if (event.type !== 'cntp' || !Array.isArray(event.tokens)) return event;
-  return { ...event, texts: (event.tokens as number[][]).map((ids) => tokenizer.decode(ids)) };
+  return { ...event, texts: event.tokens.map((ids) => tokenizer.decode(ids)) };
 }
 
 /** What checkGenerateOptions can use of a loaded model (absent when validating before a load). */
@@ -912,53 +921,22 @@ export interface DecoderContext {
 }
 
 /**
- * Validates the model-independent options (callers such as the CLI check them before loading a
- * model); throws InvalidArgumentError on NaN, out-of-range or unknown values.
+ * Validates the options against their decoder's schema (callers such as the CLI check them before
+ * loading a model) and builds the decoder; throws InvalidArgumentError on NaN, out-of-range or
+ * unknown values (DecoderOptionError, with `parameter`, for a decoder's own).
  */
-export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder } {
+export function checkGenerateOptions(o: GenerateOptions, c: DecoderContext = {}): { maxTokens: number; decoder: Decoder; requires: Requirements } {
   const maxTokens = o.maxTokens === undefined ? Number.MAX_SAFE_INTEGER : checkInteger('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
-  const name = o.decoder ?? 'greedy';
-  const sampler: SamplerOptions = {
-    temperature: name === 'greedy' ? 0 : o.temperature ?? 1,
-    topK: o.topK, topP: o.topP, minP: o.minP, typical: o.typical, topH: o.topH, repetitionPenalty: o.repetitionPenalty,
-    vocabSize: c.vocabSize,
-  };
-  const seed = o.seed ?? 0;
-  if (name === 'srgen') return { maxTokens, decoder: srgenDecoder(o, sampler, seed) };
-  const ids = (marks: string[]) => marks.map((m) => c.tokenizer?.firstTokenMidText(m)).filter((id): id is number => id !== undefined);
   const endIds = c.tokenizer ? [...new Set([c.tokenizer.bosId ?? -1, ...c.tokenizer.eosIds, ...(c.eosIds ?? [])])].filter((id) => id >= 0) : [];
-  switch (name) {
-    case 'greedy':
-    case 'sample':
-      return { maxTokens, decoder: new SamplingDecoder({ ...sampler, seed }) };
-    case 'cntp':
-      return {
-        maxTokens,
-        decoder: new CntpDecoder({
-          ...sampler, seed, hLo: o.hLo, hHi: o.hHi, maxTrials: o.maxTrials, sequential: o.trialsInSequence,
-          stopIds: ids(CNTP_STOP_MARKS), endIds,
-        }),
-      };
-    case 'ead':
-      return {
-        maxTokens,
-        decoder: new EadDecoder({
-          ...sampler, temperature: o.temperature ?? 0, seed, tau: o.tau, window: o.window, minStay: o.minStay, endIds,
-          smallParameters: c.parameters?.small ?? 1, largeParameters: c.parameters?.large ?? 1,
-        }),
-      };
-    default:
-      throw new InvalidArgumentError(`unknown decoder ${JSON.stringify(name)} (expected ${DECODERS.join(', ')})`);
-  }
-}
-
-/** SRGen with the sampler options (temperature default 0.6, the authors'). */
-function srgenDecoder(o: GenerateOptions, sampler: SamplerOptions, seed: number): SrgenDecoder {
-  return new SrgenDecoder({
-    ...sampler, temperature: o.temperature ?? SRGEN_DEFAULTS.temperature, seed,
-    lambda: o.lambda, lr: o.lr, optSteps: o.optSteps, maxReflections: o.maxReflections,
-    window: o.window, k: o.k, sigmaMin: o.sigmaMin, thetaMin: o.thetaMin, theta0: o.theta0,
+  const { decoder, requires } = resolveDecoder(o as Record<string, unknown>, {
+    seed: o.seed ?? 0,
+    vocabSize: c.vocabSize,
+    tokenizer: c.tokenizer,
+    endIds,
+    tokenIds: (marks) => marks.map((m) => c.tokenizer?.firstTokenMidText(m)).filter((id): id is number => id !== undefined),
+    parameters: c.parameters ?? { small: 1, large: 1 },
   });
+  return { maxTokens, decoder, requires };
 }
 
 function checkAbort(signal?: AbortSignal): void {
