@@ -102,7 +102,8 @@ function buildDecoderControls() {
       const input = document.createElement('input');
       input.id = controlId(spec.name, name, p);
       input.type = 'number';
-      input.step = String(p.demo.step);
+      // 'any': a default off the arrows' step (k_max 2000 from 1 by 100) must not block the form.
+      input.step = 'any';
       if (!p.infinite) Object.assign(input, { min: String(p.min), max: String(Math.min(p.max, 1e9)) });
       input.value = String(p.default);
       label.append(`${spec.title} ${name}${p.unit ? ` (${p.unit})` : ''} `, input);

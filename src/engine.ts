@@ -885,16 +885,42 @@ function checkFits(ctx: GpuContext, c: ModelConfig, context: number, rows: numbe
 }
 
 /** Rejects when `signal` aborts or the device is lost, whichever first (`end` stops listening). */
+/**
+ * Who waits on each context's loss: one `whenLost` callback per context calls them, so a
+ * generation's waiter is dropped when it ends (a callback per generation on the never-settling
+ * `whenLost` would keep every generation's closure alive).
+ */
+const lossWaiters = new WeakMap<GpuContext, Set<() => void>>();
+
+function onLoss(ctx: GpuContext, waiter: () => void): () => void {
+  let waiters = lossWaiters.get(ctx);
+  if (!waiters) {
+    const set = new Set<() => void>();
+    lossWaiters.set(ctx, set);
+    void ctx.whenLost.then(() => set.forEach((w) => w()));
+    waiters = set;
+  }
+  waiters.add(waiter);
+  return () => waiters.delete(waiter);
+}
+
 function interruption(signal: AbortSignal, ctx: GpuContext): { promise: Promise<never>; end: () => void } {
   let onAbort = () => {};
+  let offLoss = () => {};
   const promise = new Promise<never>((_, reject) => {
     onAbort = () => reject(new AbortedError());
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
-    void ctx.whenLost.then(() => reject(ctx.lostError()));
+    offLoss = onLoss(ctx, () => reject(ctx.lostError()));
   });
   promise.catch(() => {});
-  return { promise, end: () => signal.removeEventListener('abort', onAbort) };
+  return {
+    promise,
+    end: () => {
+      signal.removeEventListener('abort', onAbort);
+      offLoss();
+    },
+  };
 }
 
 /** Waits for `promise` at most `ms` milliseconds. */
