@@ -1,6 +1,6 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
-import { checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
+import { checkBoolean, checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
 import type { Decoder, Gauge } from './decode/decoder.ts';
 import {
   DECODERS, type DecoderEvent, type DecoderName, type DecoderSections, type DecoderSummary, resolveDecoder,
@@ -18,11 +18,11 @@ import { type ModelConfig, kvDim, parameterCount, qDim } from './model/config.ts
 import { type ModelSource, openModel } from './model/load.ts';
 import { type ByteSource, readSource, rememberUrl } from './model/source.ts';
 import type { ModelFiles, ModelFormat, TensorType } from './model/tensors.ts';
-import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { type MatrixFormat, type WeightsOption, checkWeightsOption } from './model/weight-types.ts';
+import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { Session } from './runtime/session.ts';
-import type { StepStats } from './runtime/stats.ts';
+import type { AttentionStats, StepStats } from './runtime/stats.ts';
 import { buildTokenizer } from './tokenizer/load.ts';
 import type { ChatMessage, TextTokenizer } from './tokenizer/types.ts';
 
@@ -78,13 +78,13 @@ export interface LoadModelOptions {
    * changes, or pass false to disable. Default 'forkwise-models'.
    */
   cache?: string | false;
-}
   /**
    * GPU format of the weight matrices: 'q8' / 'q4' quantise to Q8_0 / Q4_0 blocks at load, 'f16'
    * to halves (BF16 stays BF16), 'f32' dequantises. Default: the file's own types (GGUF blocks,
    * HF F16/BF16; f32 for llama2.c). Norms, biases, activations and the KV cache are f32 always.
    */
   weights?: WeightsOption;
+}
 
 export interface ModelInfo {
   config: ModelConfig;
@@ -100,9 +100,9 @@ export interface ModelInfo {
   smallParameterCount: number | null;
   /** Bytes of GPU memory held by weights, activations and the KV cache. */
   gpuBytes: number;
-  loadMs: number;
   /** The model's weight bytes on the GPU by storage format (e.g. { q4_k, q6_k, f32 }). */
   weightBytes: Partial<Record<MatrixFormat, number>>;
+  loadMs: number;
 }
 
 export { DECODERS, type DecoderEvent, type DecoderName, type DecoderSummary };
@@ -157,6 +157,12 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'>, Deco
   theta0?: number;
   /** RNG seed; default 0. The same seed, prompt and options give the same text everywhere. */
   seed?: number;
+  /**
+   * Report the last layer's attention statistics with every step (GenerationStep.attention; on
+   * anyway for decoders that require them, e.g. entropix). Off by default: 16 + 4·n_heads more
+   * bytes read back per step.
+   */
+  attention?: boolean;
   signal?: AbortSignal;
 }
 
@@ -189,6 +195,8 @@ export interface GenerationStep {
   gauge?: Gauge;
   /** What the decoder did to produce this token (a CNTP branch, an EAD switch, an SRGen reflection, an entropix branch); also in `result.events`. */
   event?: DecoderEvent;
+  /** The last layer's attention statistics at `pos` (entropies in bits), when asked for (GenerateOptions.attention). */
+  attention?: AttentionStats;
 }
 
 /** 'eos': an end-of-sequence id of the model; 'bos': a llama2.c story ended (its models emit BOS). */
@@ -551,6 +559,7 @@ export class Engine {
         hasChatTemplate: tokenizer.chatTemplate !== null,
         smallParameterCount: smallLoaded ? smallLoaded.parameterCount : null,
         gpuBytes: uploaded.reduce((n, w) => n + w.bytes, 0) + pool.bytes,
+        weightBytes: weights.bytesByFormat,
         loadMs: performance.now() - t0,
       };
       checkAbort(o.signal); // aborted while compiling: the previous model stays
@@ -631,6 +640,7 @@ export class Engine {
 
   private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
     prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
+    attention: boolean;
   } {
     const text = this.promptText(model, prompt, o);
     const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
@@ -652,7 +662,8 @@ export class Engine {
     }
     // KV rows the decoder declared (CNTP's trials), allocated when a generation first needs them.
     const rows = requires.rows ?? 1;
-    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal };
+    checkBoolean('attention', o.attention);
+    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal, attention: o.attention === true };
   }
 
   /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
@@ -730,6 +741,7 @@ export class Engine {
     if (plan.rows > session.kv.rows) checkFits(this.ctx, model.info.config, seqLen, plan.rows, model.maxBindingBytes);
     await session.ensureRows(plan.rows);
     if (plan.requires.hiddenStates) await session.keepHiddenStates();
+    await session.setAttentionStats(plan.requires.attention || plan.attention ? undefined : null);
     const runtime = new SessionRuntime(session);
     const tokens = [...plan.promptTokens];
     const text = tokenizer.stream(tokens);
@@ -780,7 +792,6 @@ export class Engine {
       if (!finish) {
         checkAbort(plan.signal);
         if (emission.next) {
-        weightBytes: weights.bytesByFormat,
           stats = emission.next;
         } else {
           // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
@@ -827,6 +838,7 @@ export class Engine {
       topK: s.topK.slice(0, model.session.topK).map((c) => ({
         id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
       })),
+      ...(s.attention ? { attention: s.attention } : {}),
     };
   }
 

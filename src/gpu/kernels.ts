@@ -393,6 +393,7 @@ export class Kernels {
         [null, null, null, null, null, b.partials, null, b.grad], () => [c.dim / 4, 1, 1]),
     ]);
   }
+
   /**
    * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
    * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
@@ -449,8 +450,8 @@ export interface ClassifierTile {
   buffer: GPUBuffer;
   firstId: number;
   vocab: number;
-}
   matrix?: WeightMatrix;
+}
 
 /** The attention dimensions the rope/KV and attention kernels share. */
 export interface AttentionShape {
