@@ -46,10 +46,10 @@ function errorBody(e: HttpError): OpenAIErrorBody {
 }
 
 /** A failure as the client sees it: the caller's mistakes 400, the rest 5xx. */
-function httpErrorOf(error: unknown): HttpError {
+function httpErrorOf(error: unknown, promptParam = 'messages'): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof InvalidParamError) return new HttpError(400, error.message, 'invalid_request_error', error.param, error.openaiCode);
-  if (error instanceof ContextOverflowError) return new HttpError(400, error.message, 'invalid_request_error', 'messages', 'context_length_exceeded');
+  if (error instanceof ContextOverflowError) return new HttpError(400, error.message, 'invalid_request_error', promptParam, 'context_length_exceeded');
   if (error instanceof InvalidArgumentError) {
     const parameter = (error as { parameter?: unknown }).parameter;
     return new HttpError(400, error.message, 'invalid_request_error', typeof parameter === 'string' ? `forkwise.${parameter}` : null, error.code);
@@ -130,7 +130,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     } catch (error) {
       if (controller.signal.aborted) return 499;
       // Headers are out: the error travels as an event (the openai client throws it as APIError).
-      const e = httpErrorOf(error);
+      const e = httpErrorOf(error, chat ? 'messages' : 'prompt');
       await writeEvent(res, JSON.stringify(errorBody(e)));
       res.end();
       return e.status;
@@ -180,7 +180,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     handle(req, res).then(
       (status) => options.log?.(`${req.method} ${req.url} ${status} ${Math.round(performance.now() - t0)} ms`),
       (error) => {
-        const e = httpErrorOf(error);
+        const e = httpErrorOf(error, req.url?.startsWith('/v1/completions') ? 'prompt' : 'messages');
         const gone = res.destroyed || (error instanceof AbortedError && !res.writable);
         if (!gone) sendJson(res, e.status, errorBody(e));
         else if (!res.writableEnded) res.end();

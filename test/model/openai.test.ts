@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type GenerateOptions, Generation, type GenerationResult, type GenerationStep, type Prompt } from '../../src/engine.ts';
 import { InvalidArgumentError } from '../../src/errors.ts';
+import type { Engine } from '../../src/engine.ts';
+import type { WorkerEngine } from '../../src/worker/client.ts';
 import {
   type ChatCompletionChunk, type Completion, type GenerateEngine, InvalidParamError, StopBuffer, UNLISTED_LOGPROB, createOpenAI,
 } from '../../src/openai/index.ts';
@@ -56,6 +58,10 @@ function scripted(texts: string[], finish: GenerationResult['finish'] = 'eos'): 
 }
 
 const messages = [{ role: 'user' as const, content: 'hi' }];
+
+// The in-page Engine and the WorkerEngine both fit the OpenAI layer (checked by tsc).
+const fits: GenerateEngine[] = [] as (Engine | WorkerEngine)[];
+void fits;
 
 describe('StopBuffer', () => {
   test('holds a possible prefix, releases it once it cannot match, never emits the stop', () => {

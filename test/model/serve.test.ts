@@ -89,7 +89,7 @@ describe('forkwise serve (openai client against startServer)', () => {
     });
 
     const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
-    const chunks = [];
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id && c.model === MODEL));
     assert.equal(chunks[0].choices[0].delta.role, 'assistant');
@@ -202,6 +202,11 @@ describe('forkwise serve (openai client against startServer)', () => {
         return true;
       });
     }
+    await assert.rejects(client.completions.create({ model: MODEL, prompt: 'a '.repeat(5000), max_tokens: 1 }), (e: unknown) => {
+      assert.ok(e instanceof BadRequestError);
+      assert.deepEqual([e.param, e.code], ['prompt', 'context_length_exceeded']);
+      return true;
+    });
     const raw = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '{"messages": [', headers: { 'Content-Type': 'application/json' } });
     assert.equal(raw.status, 400);
     const body = await raw.json();
