@@ -101,6 +101,11 @@ test('bad options fail fast with exit code 2 and a clear message', () => {
     // a negative number after a valued option is its value (not an unknown option '-1')
     [['--seed', '-1'], /seed must be an integer in \[0, \d+\], got -1/],
     [['--decoder', 'beam'], /unknown decoder "beam"/],
+    // decoder flags come from the registry: --<decoder>-<param>, or today's short flag
+    [['--decoder', 'ead', '--ead-window', '0'], /ead\.window must be an integer in \[1, 4096\], got 0/],
+    [['--decoder', 'srgen', '--window', '1.5'], /window must be an integer/],
+    [['--decoder', 'sample', '--tau', '1'], /--tau is not a parameter of decoder sample/],
+    [['--decoder', 'entropix', '--entropix-clarifying-token', '-3'], /entropix\.clarifyingToken must be a token id/],
     [['--model', '/nonexistent/model.bin'], /could not read \/nonexistent\/model.bin/],
     [['--model', '/nonexistent/folder/'], /could not read \/nonexistent\/folder/],
     [['--model', fixturePath('reference')], /no config.json/],
