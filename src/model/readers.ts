@@ -212,7 +212,7 @@ export async function urlReader(url: string | URL, options: UrlReaderOptions = {
       throw new ModelFetchError(`could not fetch ${name} from ${href}: ${(cause as Error).message}`, undefined, cause);
     }
     if (!response.ok && !(allow416 && response.status === 416)) {
-      await response.body?.cancel().catch(() => {});
+      await drain(response);
       throw new ModelFetchError(`${what} ${name} from ${href} failed: HTTP ${response.status}`, response.status);
     }
     return response;
@@ -239,13 +239,13 @@ export async function urlReader(url: string | URL, options: UrlReaderOptions = {
   const probe = await request({ headers: { Range: 'bytes=0-0' } }, outer, 'fetching', true);
   if (probe.status === 416) {
     // no byte 0: an empty file (Content-Range: bytes */0)
-    await probe.body?.cancel().catch(() => {});
+    await drain(probe);
     const total = totalFromContentRange(probe.headers.get('content-range'));
     if (total !== null && total !== 0) throw new ModelFetchError(`fetching ${name} from ${href} failed: HTTP 416`, 416);
     size = 0;
   } else if (probe.status === 206) {
     size = totalFromContentRange(probe.headers.get('content-range'));
-    await probe.body?.cancel().catch(() => {});
+    await drain(probe);
     if (size === null) {
       const head = await request({ method: 'HEAD' }, outer, 'fetching');
       size = lengthHint(head);
@@ -385,4 +385,12 @@ async function readBody(
   }
   if (strict && filled !== expected) throw short(filled);
   return filled === buffer.byteLength ? buffer : buffer.subarray(0, filled);
+}
+
+/**
+ * Reads a small response (the 1-byte size probe, an error page) to its end: a cancelled body
+ * is logged by browsers as a failed request, which would be noise in every page's console.
+ */
+async function drain(response: Response): Promise<void> {
+  await response.arrayBuffer().catch(() => {});
 }
