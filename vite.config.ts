@@ -217,12 +217,28 @@ function modelFilesServer(): Plugin {
   };
 }
 
+/**
+ * The benchmark pages (bench/pages/*) are cross-origin isolated (COOP + COEP), so that peers
+ * built for WASM threads (wllama, onnxruntime-web) get SharedArrayBuffer. Same-origin
+ * subresources need nothing more; other pages are left as they are.
+ */
+function benchIsolation(): Plugin {
+  const middleware: Connect.NextHandleFunction = (req, res, next) => {
+    if ((req.url ?? '').startsWith('/bench/pages/')) {
+      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
+    }
+    next();
+  };
+  return { name: 'forkwise:bench-isolation', configureServer: (server) => void server.middlewares.use(middleware) };
+}
+
 export default defineConfig({
   root,
   publicDir: 'public',
   // Multi-page: a mistyped page path is a 404, not a silent fallback to /index.html.
   appType: 'mpa',
-  plugins: [llama2cPeer(), modelFilesServer()],
+  plugins: [llama2cPeer(), modelFilesServer(), benchIsolation()],
   server: {
     host: '127.0.0.1',
     port: 5173,

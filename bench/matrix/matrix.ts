@@ -1,4 +1,5 @@
-// The bench matrix: decoder × batch size × prompt set × weight format, in named sizes. One cell
+// The bench matrix: decoder × batch size × prompt set × weight format (× the peers of a greedy
+// cell: llama2.c, wllama, transformers.js on the same weights), in named sizes. One cell
 // = one Playwright test (bench/matrix/cells.spec.ts) in a fresh browser context. Choose the size
 // with BENCH_MATRIX=smallest|default|full (default: `default`).
 import type { GenerateOptions } from '../../src/index.ts';
@@ -20,13 +21,38 @@ export interface PromptSet {
   prompts: string[];
 }
 
+/** Systems a greedy cell runs alternating with forkwise (bench/matrix/peers.ts). */
+export type PeerName = 'llama2.c' | 'wllama' | 'transformers.js wasm' | 'transformers.js webgpu';
+
+/**
+ * A weight format of the matrix: what forkwise loads (bench/peers/forkwise.ts) and which peers
+ * run the same weights. q8 and q4 are the GGUF fixtures in their own types (Q8_0, Q4_0: the file
+ * wllama reads, so both run the same bytes); f16 is loadModel's `weights: 'f16'` of the f32 model.
+ */
+export interface WeightSpec {
+  name: string;
+  forkwise: { model?: string; weights?: string };
+  peers: PeerName[];
+}
+
+export const WEIGHTS: Record<string, WeightSpec> = {
+  f32: { name: 'f32', forkwise: {}, peers: ['llama2.c', 'transformers.js wasm', 'transformers.js webgpu'] },
+  f16: { name: 'f16', forkwise: { weights: 'f16' }, peers: [] },
+  q8: { name: 'q8', forkwise: { model: '/test/fixtures/stories15M-gguf/stories15M-Q8_0.gguf' }, peers: ['wllama'] },
+  q4: { name: 'q4', forkwise: { model: '/test/fixtures/stories15M-gguf/stories15M-Q4_0.gguf' }, peers: ['wllama'] },
+};
+
 export interface MatrixDef {
   name: string;
   decoders: DecoderSpec[];
   batchSizes: number[];
   promptSets: PromptSet[];
-  /** Only f32 exists today; the axis is here so results stay comparable when others come. */
+  /** Keys of WEIGHTS. Formats other than f32 apply to greedy cells only (where the peers run). */
   weightFormats: string[];
+  /** Peers this size runs (of each format's); default all. */
+  peers?: PeerName[];
+  /** Tokens per run for peers slower than the rest (transformers.js on WebGPU: ≈ 0.7 tok/s on SwiftShader). */
+  peerMaxTokens?: Partial<Record<PeerName, number>>;
   /** Tokens generated per run (per row for B > 1). */
   maxTokens: number;
   warmup: number;
@@ -71,13 +97,14 @@ const PROMPTS: Record<string, PromptSet> = {
 export const MATRICES: Record<string, MatrixDef> = {
   /** The npm test's matrix: one greedy cell against llama2.c, a few tokens. */
   smallest: {
-    name: 'smallest', decoders: [GREEDY], batchSizes: [1], promptSets: [PROMPTS.short], weightFormats: ['f32'],
+    name: 'smallest', decoders: [GREEDY], batchSizes: [1], promptSets: [PROMPTS.short], weightFormats: ['f32'], peers: ['llama2.c'],
     maxTokens: 12, warmup: 1, runs: 2, seed: 1,
   },
   /** `npm run bench`: every decoder, B up to 8, two prompt sets; ≈ 10 min on 2 shared cores. */
   default: {
     name: 'default', decoders: Object.values(DECODERS), batchSizes: [1, 4, 8], promptSets: [PROMPTS.short, PROMPTS.long],
-    weightFormats: ['f32'], maxTokens: 48, warmup: 1, runs: 3, seed: 1,
+    weightFormats: ['f32', 'f16', 'q8', 'q4'], maxTokens: 48, warmup: 1, runs: 3, seed: 1,
+    peerMaxTokens: { 'transformers.js webgpu': 6 },
   },
   full: {
     name: 'full',
@@ -86,8 +113,9 @@ export const MATRICES: Record<string, MatrixDef> = {
       { label: 'sample T=0.8 top-p 0.9', options: { decoder: 'sample', temperature: 0.8, topP: 0.9 }, batch: 'GPU sampling has no top-p' },
       { label: 'ead τ=2', options: { decoder: 'ead', tau: 2 }, smallModel: true, batch: SINGLE('ead') },
     ],
-    batchSizes: [1, 2, 4, 8, 10], promptSets: Object.values(PROMPTS), weightFormats: ['f32'],
+    batchSizes: [1, 2, 4, 8, 10], promptSets: Object.values(PROMPTS), weightFormats: ['f32', 'f16', 'q8', 'q4'],
     maxTokens: 128, warmup: 1, runs: 5, seed: 1,
+    peerMaxTokens: { 'transformers.js webgpu': 8 },
   },
 };
 
@@ -105,7 +133,9 @@ export function cells(def: MatrixDef): Cell[] {
     for (const promptSet of def.promptSets) {
       for (const decoder of def.decoders) {
         for (const batch of def.batchSizes) {
-          const notApplicable = batch > 1 && decoder.batch !== true ? decoder.batch : undefined;
+          const notApplicable = batch > 1 && decoder.batch !== true ? decoder.batch
+            : weights !== 'f32' && !(decoder.peer && batch === 1) ? 'weight formats other than f32 are compared in greedy B=1 cells, against the peers on the same weights'
+              : undefined;
           const id = `${decoder.label} | B${batch} | ${promptSet.name} | ${weights}`;
           out.push({ id, decoder, batch, promptSet, weights, ...(notApplicable ? { notApplicable } : {}) });
         }

@@ -113,6 +113,76 @@ function mainTable(cells: CellResult[]): string {
   ].join('\n');
 }
 
+/** Generated tokens equal to the f32 greedy cell's (same prompt set) before the first difference, per prompt. */
+function agreementWithF32(c: CellResult, all: CellResult[]): string {
+  if (c.weights === 'f32' || !c.tokens) return c.weights === 'f32' && c.tokens ? 'golden' : '—';
+  const ref = all.find((x) => x.status === 'ok' && x.weights === 'f32' && x.decoder === c.decoder && x.batch === c.batch && x.promptSet === c.promptSet);
+  if (!ref?.tokens) return '—';
+  return c.tokens.map((mine, i) => {
+    const theirs = ref.tokens![i] ?? [];
+    let same = 0;
+    while (same < Math.min(mine.length, theirs.length) && mine[same] === theirs[same]) same++;
+    return `${same}/${theirs.length}`;
+  }).join(', ');
+}
+
+const mib = (b?: number) => (b === undefined ? '—' : (b / 2 ** 20).toFixed(1));
+
+/** One row per system of every greedy cell that has peers: forkwise first, then each peer with forkwise ÷ peer. */
+export function peersTable(cells: CellResult[]): string {
+  const rows = cells.filter((c) => c.status === 'ok' && c.peers).flatMap((c) => {
+    const fw = c.forkwise!;
+    const head = `| ${c.weights} | ${c.promptSet} | **forkwise** (WebGPU) | ${f(fw.decodeTokPerSec?.median)} | ${f(fw.prefillTokPerSec?.median)} | ${f(fw.ttftMs?.median)} ` +
+      `| ${f(fw.loadMs, 0)} | ${mib(fw.gpuBytes)} | ${f(fw.readbackBytesPerStep?.median, 0)} | ${f(fw.tokensPerRun, 0)} | — | f32: ${agreementWithF32(c, cells)} |`;
+    const peers = (c.peers ?? []).map((p) => {
+      if (p.status !== 'ok') return `| ${c.weights} | ${c.promptSet} | ${p.name} | ${p.status}: ${(p.reason ?? '').slice(0, 140)} | | | | | | | | |`;
+      const s = p.summary!;
+      const d = s.details ?? {};
+      const how = [d.threads !== undefined ? `${d.threads} thread${d.threads === 1 ? '' : 's'}` : '', d.device ? String(d.device) : ''].filter(Boolean).join(', ');
+      const agree = p.agreement ? `${p.agreement.tokens}/${p.agreement.of}${p.agreement.fromText ? ' (re-encoded text)' : ''}` : '—';
+      return `| ${c.weights} | ${c.promptSet} | ${p.name}${how ? ` (${how})` : ''} | ${f(s.decodeTokPerSec?.median)} | ${f(s.prefillTokPerSec?.median)} | ${f(s.ttftMs?.median)} ` +
+        `| ${f(s.loadMs, 0)} | — | — | ${f(s.tokensPerRun, 0)} | ×${f(p.ratio?.decodeTokPerSec, 2)} / ×${f(p.ratio?.prefillTokPerSec, 2)} / ×${f(p.ratio?.ttftMs, 2)} | with forkwise: ${agree} |`;
+    });
+    return [head, ...peers];
+  });
+  if (rows.length === 0) return 'No greedy cell with peers in this run.';
+  return [
+    '| weights | prompts | system | decode tok/s | prefill tok/s | TTFT ms | load ms | GPU MiB | readback B/step | tokens/run | forkwise ÷ peer (decode / prefill / TTFT) | greedy agreement (tokens) |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+/** Decode tok/s of forkwise and every peer, one group of bars per greedy cell with peers. */
+export function peersChart(r: MatrixResult): string {
+  const groups = r.cells.filter((c) => c.status === 'ok' && c.peers && c.forkwise?.decodeTokPerSec).map((c) => ({
+    label: `${c.weights} · ${c.promptSet}`,
+    bars: [{ name: 'forkwise', value: c.forkwise!.decodeTokPerSec!.median },
+      ...(c.peers ?? []).filter((p) => p.status === 'ok' && p.summary?.decodeTokPerSec).map((p) => ({ name: p.name, value: p.summary!.decodeTokPerSec!.median }))],
+  }));
+  const colors: Record<string, string> = { forkwise: '#3f6fb5', 'llama2.c': '#9e9e9e', wllama: '#e08a2c', 'transformers.js wasm': '#5aa469', 'transformers.js webgpu': '#a05aa4' };
+  const barH = 11, left = 160, width = 760, barW = width - left - 190, top = 44;
+  const max = Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value)));
+  const esc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  let y = top;
+  const body = groups.map((g) => {
+    const parts = [`<text x="${left - 6}" y="${y + 10}" font-size="11" text-anchor="end">${esc(g.label)}</text>`];
+    for (const b of g.bars) {
+      const w = Math.max(1, (b.value / max) * barW);
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[b.name] ?? '#333'}"/>` +
+        `<text x="${(left + w + 4).toFixed(1)}" y="${y + 8}" font-size="9">${f(b.value)} ${esc(b.name)}</text>`);
+      y += barH;
+    }
+    y += 10;
+    return parts.join('');
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif">` +
+    '<rect width="100%" height="100%" fill="white"/>' +
+    `<text x="10" y="20" font-size="14" font-weight="bold">${esc(`Greedy decode tok/s: forkwise and its peers on the same weights (${r.matrix.name}, ${r.date.slice(0, 16)})`)}</text>` +
+    `<text x="${left}" y="36" font-size="10" fill="#555">median decode tok/s; same browser, alternating runs in one cell</text>` +
+    body.join('') + '</svg>\n';
+}
+
 function regressionSection(regs: Regression[], previous: MatrixResult[], threshold: number): string {
   if (previous.length === 0) return 'No previous matrix result of this size to compare with.';
   const flagged = regs.filter((r) => r.flagged);
@@ -164,7 +234,7 @@ export function charts(r: MatrixResult): Record<string, string> {
   const batchable = new Set(ok.filter((c) => c.batch > 1).map((c) => c.decoder));
   const scaling = barChart('Aggregate decode tok/s by batch size (batched KV rows; B = 1 via the public API)', 'rows × decode steps / s',
     ok.filter((c) => batchable.has(c.decoder)).map((c) => ({ label: `${c.decoder} · ${c.promptSet} · B${c.batch}`, value: c.forkwise!.decodeTokPerSec!.median })));
-  return { 'decode-tok-s.svg': decode, 'batch-scaling.svg': scaling };
+  return { 'decode-tok-s.svg': decode, 'batch-scaling.svg': scaling, 'peers.svg': peersChart(r) };
 }
 
 export function renderReport(r: MatrixResult, previous: MatrixResult[], regs: Regression[], chartLinks: string[], threshold: number, resultFile: string): string {
@@ -184,7 +254,19 @@ export function renderReport(r: MatrixResult, previous: MatrixResult[], regs: Re
     '',
     'decode tok/s: medians over the measured runs (B > 1: all rows together). ratio: forkwise / llama2.c (WASM) decode tok/s, both run alternating in the same cell on the same prompt and positions; greedy only. same tokens: every run of both produced identical token ids.',
     '',
-    ...chartLinks.map((l) => `![chart](${l})`),
+    ...chartLinks.filter((l) => !l.endsWith('peers.svg')).map((l) => `![chart](${l})`),
+    '',
+    '## Peers',
+    '',
+    peersTable(r.cells),
+    '',
+    'Every system runs in the same headless Chromium, on the same weights, alternating with forkwise per prompt within the cell: ' +
+      'f32 — llama2.c (WASM, stories15M.bin), transformers.js (onnxruntime-web, the ONNX export of the same f32 weights) on WASM and on WebGPU; ' +
+      'q8 / q4 — wllama (llama.cpp WASM) on the GGUF file forkwise loads (Q8_0 / Q4_0 in their own types). ' +
+      'transformers.js on WebGPU runs ≈ 0.7 tok/s on SwiftShader: it gets a smaller token budget (tokens/run). ' +
+      'Greedy agreement: generated tokens equal before the first difference (min over runs) — with forkwise for a peer, with the f32 cell for forkwise on another format.',
+    '',
+    ...chartLinks.filter((l) => l.endsWith('peers.svg')).map((l) => `![chart](${l})`),
     '',
     '## Regressions',
     '',

@@ -23,6 +23,24 @@ export interface SystemSummary {
   readbackBytesPerStep?: Stat;
   /** Generated tokens per run (per row for B > 1), median. */
   tokensPerRun?: number;
+  /** GPU bytes (forkwise: ModelInfo.gpuBytes). */
+  gpuBytes?: number;
+  /** Threads, backend, package version, file (peers). */
+  details?: Record<string, unknown>;
+}
+
+/** One peer of a greedy cell, run alternating with forkwise. */
+export interface PeerResult {
+  name: string;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  summary?: SystemSummary;
+  /** forkwise median / this peer's median (decode, prefill: > 1 forkwise faster; TTFT: < 1 forkwise faster). */
+  ratio?: { decodeTokPerSec?: number; prefillTokPerSec?: number; ttftMs?: number };
+  /** Tokens per run this peer was given (less than the cell's for a slow peer). */
+  maxTokens?: number;
+  /** Generated tokens equal to forkwise's before the first difference (min over runs), and of how many. */
+  agreement?: { tokens: number; of: number; fromText?: boolean };
 }
 
 export interface CellExtras {
@@ -76,6 +94,10 @@ export interface CellResult {
   /** Greedy cells: every forkwise and peer run produced the same tokens. */
   sameTokens?: boolean;
   mismatches?: unknown[];
+  /** Greedy cells: every peer of the cell's weights (llama2.c's numbers are also in peer / ratio above). */
+  peers?: PeerResult[];
+  /** Greedy cells: forkwise's generated tokens of the first measured run per prompt (for the agreement with f32). */
+  tokens?: number[][];
 }
 
 export interface MatrixResult {

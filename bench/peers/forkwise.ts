@@ -50,6 +50,8 @@ export interface ForkwiseLoad {
   adapter: AdapterDescription;
   deviceFeatures: string[];
   gpuBytes: number;
+  /** GPU bytes of the weights by storage format, where the engine reports it (ModelInfo.weightBytes). */
+  weightBytes?: unknown;
   parameterCount: number;
   config: ModelInfo['config'];
 }
@@ -77,20 +79,33 @@ export interface ForkwiseRun {
   extras: ForkwiseExtras;
 }
 
+export interface ForkwiseLoadOptions {
+  /** Also load EAD's small model. */
+  smallModel?: boolean;
+  /** A model URL (a GGUF file carries its tokenizer); default the bundled stories15M.bin + tokenizer.bin. */
+  model?: string;
+  /** loadModel's `weights` GPU format ('q8', 'q4', 'f16', 'f32'). */
+  weights?: string;
+}
+
 let engine: Engine | null = null;
 let loaded: Promise<ForkwiseLoad> | null = null;
 
 /**
- * Creates the engine on navigator.gpu and loads stories15M once per page; `smallModel` also loads
- * EAD's small model (public/models/stories-student.bin) — only on the first call of a page.
+ * Creates the engine on navigator.gpu and loads stories15M once per page (the options of the first
+ * call of a page count): `model` another file of it (the GGUF fixtures), `weights` the GPU format,
+ * `smallModel` also EAD's small model (public/models/stories-student.bin).
  */
-export function loadForkwise(options: { smallModel?: boolean } = {}): Promise<ForkwiseLoad> {
+export function loadForkwise(options: ForkwiseLoadOptions = {}): Promise<ForkwiseLoad> {
   loaded ??= (async () => {
     const t0 = performance.now();
     const e = await createEngine();
     const t1 = performance.now();
     const smallModel = options.smallModel ? { smallModel: '/models/stories-student.bin' } : {};
-    const info = await e.loadModel({ model: '/models/stories15M.bin', tokenizer: '/models/tokenizer.bin', ...smallModel });
+    const model = options.model ? { model: options.model } : { model: '/models/stories15M.bin', tokenizer: '/models/tokenizer.bin' };
+    // loadModel's GPU format option, spread from a loose object (absent: each tensor's own type).
+    const weights: Record<string, unknown> = options.weights ? { weights: options.weights } : {};
+    const info = await e.loadModel({ ...model, ...smallModel, ...weights });
     const t2 = performance.now();
     engine = e;
     return {
@@ -100,6 +115,7 @@ export function loadForkwise(options: { smallModel?: boolean } = {}): Promise<Fo
       adapter: e.adapter,
       deviceFeatures: [...e.gpu.device.features].map(String).sort(),
       gpuBytes: info.gpuBytes,
+      weightBytes: (info as { weightBytes?: unknown }).weightBytes,
       parameterCount: info.parameterCount,
       config: info.config,
     };
@@ -164,8 +180,15 @@ function countBy(keys: readonly string[]): Record<string, number> {
   return counts;
 }
 
+/** `text`'s ids under the loaded model's tokenizer (BOS first): a peer that streams text is compared by them. */
+export async function encodeForkwise(text: string): Promise<number[]> {
+  await loadForkwise();
+  return engine!.tokenizer.encode(text);
+}
+
 declare global {
   interface Window {
+    encodeForkwise: typeof encodeForkwise;
     runForkwise: typeof runForkwise;
     loadForkwise: typeof loadForkwise;
   }
@@ -174,5 +197,6 @@ declare global {
 /** Puts runForkwise / loadForkwise on window for Playwright. */
 export function exposeForkwise(): void {
   window.runForkwise = runForkwise;
+  window.encodeForkwise = encodeForkwise;
   window.loadForkwise = loadForkwise;
 }
