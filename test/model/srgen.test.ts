@@ -144,7 +144,10 @@ describe('SRGen on stories15M', () => {
     assert.deepEqual(monitored.map((s) => s.index), srgen.steps.slice(1, 1 + monitored.length).map((s) => s.index));
     assert.ok(monitored.length >= expected.length);
     monitored.forEach((s, i) => {
-      assert.equal(s.gauge!.value, s.entropy);
+      // A reflected step's statistics are of W(h_T + δ) through the reflection's own head (kept
+      // logits + W·δ): with δ = 0 the same distribution, within float32 rounding.
+      if (s.event) assert.ok(Math.abs(s.gauge!.value - s.entropy) < 1e-5, `entropy at ${s.pos}`);
+      else assert.equal(s.gauge!.value, s.entropy);
       assert.equal(s.gauge!.threshold, srgenThreshold(monitored.slice(0, i).map((x) => x.entropy), t));
       assert.equal(s.event !== undefined, s.gauge!.value > s.gauge!.threshold, `event at ${s.pos}`);
     });
