@@ -148,7 +148,8 @@ describe('SRGen on stories15M', () => {
       // logits + W·δ): with δ = 0 the same distribution, within float32 rounding.
       if (s.event) assert.ok(Math.abs(s.gauge!.value - s.entropy) < 1e-5, `entropy at ${s.pos}`);
       else assert.equal(s.gauge!.value, s.entropy);
-      assert.equal(s.gauge!.threshold, srgenThreshold(monitored.slice(0, i).map((x) => x.entropy), t));
+      // θ from the previous gauges: the entropies SRGen compared (before any reflection).
+      assert.equal(s.gauge!.threshold, srgenThreshold(monitored.slice(0, i).map((x) => x.gauge!.value), t));
       assert.equal(s.event !== undefined, s.gauge!.value > s.gauge!.threshold, `event at ${s.pos}`);
     });
   });
