@@ -109,7 +109,10 @@ function transformers(device: 'wasm' | 'webgpu'): PeerRunner {
     },
     async load(page) {
       await waitForGlobal(page, 'runTransformers');
-      const l = await page.evaluate((d) => window.loadTransformers({ device: d }), device);
+      // One thread by default: onnxruntime-web's thread workers load its .mjs from the worker,
+      // whose requests page.route does not see (they would reach the dev server and fail).
+      const threads = Number(process.env.BENCH_TRANSFORMERS_THREADS) || 1;
+      const l = await page.evaluate(([d, t]) => window.loadTransformers({ device: d, threads: t }), [device, threads] as const);
       return { loadMs: l.loadMs, details: { package: '@huggingface/transformers@4.3.2', device: l.device, threads: l.threads, crossOriginIsolated: l.crossOriginIsolated, dtype: 'fp32' } };
     },
     async run(page, o) {

@@ -1,7 +1,7 @@
 // Benchmark peer: transformers.js (npm `@huggingface/transformers` 4.3.2, onnxruntime-web inside)
 // running the ONNX export of the same stories15M weights (f32; test/fixtures/README.md:
-// stories15M-onnx) in the same browser, on its WASM backend (multi-threaded when the page is
-// cross-origin isolated: bench pages are, vite.config.ts) and on its WebGPU backend. The model
+// stories15M-onnx) in the same browser, on its WASM backend (`threads`: the matrix asks for 1,
+// see bench/matrix/peers.ts) and on its WebGPU backend. The model
 // folder and onnxruntime-web's WASM files are served by the Playwright test (page.route, from
 // FORKWISE_ONNX_DIR or ../shared/fixtures/stories15M-onnx, and node_modules/onnxruntime-web/dist):
 // nothing is fetched from a CDN or the hub.
