@@ -10,7 +10,8 @@
 // step, the bytes it must read (weights in their GPU format from the buffers' sizes; the KV
 // cache up to the position for attention; activations for the small kernels), the achieved
 // bytes/s and its ratio to the copy kernel's read bandwidth (Kernels.copy over 36.9 MB, timed the
-// same way on the same device, one copy after every profiled step, medians): the roofline. Writes bench/results/profile-<date>.json and .md.
+// same way on the same device, one copy after every profiled step, medians): the roofline. Writes
+// bench/results/profile-<date>.json and .md, and bench/report/profile.md (REPORT.md includes it).
 // Run it before and after a kernel change and compare the two files.
 //
 // Usage: npm run bench:profile [-- --steps 16 --pos 32 --models f32,gguf-q8,gguf-q4,q8,q4 --out FILE.json]
@@ -241,6 +242,12 @@ async function main() {
   const result = { kind: 'profile', date: started.toISOString(), command: `npm run bench:profile -- ${process.argv.slice(2).join(' ')}`.trim(), machine: machineInfo(), profiles };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   writeFileSync(file.replace(/\.json$/, '.md'), `# Kernel profile — ${result.date}\n\n${profiles.map(table).join('\n')}`);
+  // The tables REPORT.md includes (bench/matrix/report.ts), unless --out was given.
+  if (!args.out) {
+    writeFileSync(join(PROJECT_ROOT, 'bench', 'report', 'profile.md'), `## Kernel profile of a decode step\n\n` +
+      `\`${result.command}\` (${result.date.slice(0, 16)}, Node + Dawn, ${JSON.stringify(profiles[0].adapter)}):\n\n` +
+      profiles.map(table).join('\n').replace(/^### /gm, '#### ') + '\n');
+  }
   console.log(`wrote ${relative(PROJECT_ROOT, file)} and .md`);
 }
 

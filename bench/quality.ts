@@ -13,7 +13,8 @@
 //     16 rows per launch: the 32000 logits of each position read back),
 //     the largest KL, the top-1 agreement per position, and the perplexity of f32's
 //     continuation under each model (positions of the generated tokens only).
-// Prints the table, writes bench/results/quality-<date>.json and .md.
+// Prints the table, writes bench/results/quality-<date>.json and .md, and bench/report/quality.md
+// (committed; REPORT.md includes it).
 //
 // Usage: npm run bench:quality [-- --models gguf-q8,gguf-q4,q8,q4 --tokens 64 --out FILE.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -139,8 +140,11 @@ async function teacherForce(engine: Engine, text: number[]) {
   return { entropy: stats.map((s) => s.entropy), logProbs };
 }
 
+let adapterSeen: unknown;
+
 async function withEngine<T>(variant: ModelVariant, f: (e: Engine) => Promise<T>): Promise<T> {
   const engine = await createNodeEngine();
+  adapterSeen ??= { architecture: engine.adapter.architecture, description: engine.adapter.description };
   try {
     await engine.loadModel(await variant.options());
     return await f(engine);
@@ -241,6 +245,11 @@ async function main() {
   };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   writeFileSync(file.replace(/\.json$/, '.md'), `# Quality of the quantised paths — ${result.date}\n\n${md}\n`);
+  // The table REPORT.md includes (bench/matrix/report.ts), unless --out was given.
+  if (!args.out) {
+    writeFileSync(join(PROJECT_ROOT, 'bench', 'report', 'quality.md'), `## Quality of the quantised paths\n\n` +
+      `\`${result.command}\` (${result.date.slice(0, 16)}, Node + Dawn on ${JSON.stringify(adapterSeen)}):\n\n${md}\n`);
+  }
   console.log(`wrote ${relative(PROJECT_ROOT, file)} and .md`);
 }
 

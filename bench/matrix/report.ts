@@ -1,7 +1,7 @@
 // A matrix result file → REPORT.md (tables, regressions against the previous result file, how
 // it was produced) + two hand-written SVG charts. Used by the reporter after every run, and alone:
 //   node --import tsx bench/matrix/report.ts [result.json]   (default: the newest in bench/results/matrix)
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PROJECT_ROOT } from '../../test/support/browser.ts';
@@ -102,13 +102,13 @@ function mainTable(cells: CellResult[]): string {
     const fw = c.forkwise;
     const same = c.sameTokens === undefined ? '—' : c.sameTokens ? 'yes' : '**NO**';
     const status = c.status === 'ok' ? 'ok' : `**failed**: ${(c.error ?? '').split('\n')[0].slice(0, 120)}`;
-    return `| ${c.decoder} | ${c.batch} | ${c.promptSet} | ${status} | ${f(fw?.decodeTokPerSec?.median)} (${f(fw?.decodeTokPerSec?.min)}–${f(fw?.decodeTokPerSec?.max)}) ` +
+    return `| ${c.decoder} | ${c.batch} | ${c.promptSet} | ${status} | ${c.weights} | ${f(fw?.decodeTokPerSec?.median)} (${f(fw?.decodeTokPerSec?.min)}–${f(fw?.decodeTokPerSec?.max)}) ` +
       `| ${f(c.peer?.decodeTokPerSec?.median)} | ${c.ratio ? `×${f(c.ratio.decodeTokPerSec, 3)}` : '—'} | ${f(fw?.prefillTokPerSec?.median)} ` +
       `| ${f(fw?.ttftMs?.median)} | ${f(fw?.tokensPerRun, 0)} | ${f(fw?.readbackBytesPerStep?.median, 0)} | ${extrasText(c)} | ${same} |`;
   });
   return [
-    '| decoder | B | prompts | status | decode tok/s (min–max) | llama2.c tok/s | ratio | prefill tok/s | TTFT ms | tokens/run | readback B/step | extras | same tokens |',
-    '|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| decoder | B | prompts | status | weights | decode tok/s (min–max) | peer tok/s | ratio | prefill tok/s | TTFT ms | tokens/run | readback B/step | extras | same tokens |',
+    '|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
     ...rows,
   ].join('\n');
 }
@@ -213,7 +213,7 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
     const w = (v: number) => Math.max(1, (v / max) * barW).toFixed(1);
     const peer = b.peer === undefined ? '' :
       `<rect x="${left}" y="${y + 11}" width="${w(b.peer)}" height="9" fill="#9e9e9e"/>` +
-      `<text x="${left + Number(w(b.peer)) + 4}" y="${y + 19}" font-size="10">${f(b.peer)} llama2.c</text>`;
+      `<text x="${left + Number(w(b.peer)) + 4}" y="${y + 19}" font-size="10">${f(b.peer)} peer</text>`;
     return `<text x="${left - 6}" y="${y + 12}" font-size="11" text-anchor="end">${esc(b.label)}</text>` +
       `<rect x="${left}" y="${y}" width="${w(b.value)}" height="${b.peer === undefined ? 16 : 10}" fill="#3f6fb5"/>` +
       `<text x="${left + Number(w(b.value)) + 4}" y="${y + 9}" font-size="10">${f(b.value)}</text>` + peer;
@@ -221,7 +221,7 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height.toFixed(0)}" font-family="sans-serif">` +
     `<rect width="100%" height="100%" fill="white"/>` +
     `<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>` +
-    `<text x="${left}" y="34" font-size="10" fill="#555">${esc(unit)}${bars.some((b) => b.peer !== undefined) ? ' (blue: forkwise, grey: llama2.c WASM in the same cell)' : ''}</text>` +
+    `<text x="${left}" y="34" font-size="10" fill="#555">${esc(unit)}${bars.some((b) => b.peer !== undefined) ? ' (blue: forkwise, grey: the first peer of the cell, llama2.c or wllama)' : ''}</text>` +
     body.join('') + '</svg>\n';
 }
 
@@ -229,7 +229,7 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
 export function charts(r: MatrixResult): Record<string, string> {
   const ok = r.cells.filter((c) => c.status === 'ok' && c.forkwise?.decodeTokPerSec);
   const decode = barChart(`Decode tok/s per cell (${r.matrix.name} matrix, ${r.date.slice(0, 16)})`, 'median decode tok/s',
-    ok.map((c) => ({ label: `${c.decoder} · B${c.batch} · ${c.promptSet}`, value: c.forkwise!.decodeTokPerSec!.median, peer: c.peer?.decodeTokPerSec?.median })));
+    ok.map((c) => ({ label: `${c.decoder} · B${c.batch} · ${c.promptSet} · ${c.weights}`, value: c.forkwise!.decodeTokPerSec!.median, peer: c.peer?.decodeTokPerSec?.median })));
   // The batch axis: aggregate tok/s of the decoders that have B > 1 cells, B = 1 included.
   const batchable = new Set(ok.filter((c) => c.batch > 1).map((c) => c.decoder));
   const scaling = barChart('Aggregate decode tok/s by batch size (batched KV rows; B = 1 via the public API)', 'rows × decode steps / s',
@@ -252,7 +252,7 @@ export function renderReport(r: MatrixResult, previous: MatrixResult[], regs: Re
     '',
     mainTable(r.cells),
     '',
-    'decode tok/s: medians over the measured runs (B > 1: all rows together). ratio: forkwise / llama2.c (WASM) decode tok/s, both run alternating in the same cell on the same prompt and positions; greedy only. same tokens: every run of both produced identical token ids.',
+    'decode tok/s: medians over the measured runs (B > 1: all rows together). peer, ratio: the cell\'s first peer (f32: llama2.c WASM; q8, q4: wllama) and forkwise / peer decode tok/s, run alternating in the same cell on the same prompt; greedy only (every peer: Peers below). same tokens: every run of forkwise and llama2.c produced identical token ids.',
     '',
     ...chartLinks.filter((l) => !l.endsWith('peers.svg')).map((l) => `![chart](${l})`),
     '',
@@ -298,7 +298,11 @@ export function writeReport(r: MatrixResult, resultFile: string, paths: ReportPa
     return relative(dirname(paths.reportFile), join(paths.chartsDir, name));
   });
   const shown = relative(PROJECT_ROOT, resultFile).startsWith('..') ? basename(resultFile) : relative(PROJECT_ROOT, resultFile);
-  writeFileSync(paths.reportFile, renderReport(r, previous, regs, links, threshold, shown));
+  const report = renderReport(r, previous, regs, links, threshold, shown);
+  // The Node benches' latest tables (bench:quality, bench:profile write them), before the regressions.
+  const extra = ['quality.md', 'profile.md'].map((name) => join(PROJECT_ROOT, 'bench', 'report', name)).filter((f) => existsSync(f))
+    .map((f) => readFileSync(f, 'utf8').trim() + '\n\n').join('');
+  writeFileSync(paths.reportFile, report.replace('## Regressions\n', extra + '## Regressions\n'));
   return regs;
 }
 
