@@ -20,6 +20,7 @@
 //  load    = createEngine() (adapter + device) + loadModel() (fetch, parse, upload, compile).
 import type { AdapterDescription, Engine, GenerateOptions, GenerationResult, ModelInfo } from '../../src/index.ts';
 import { createEngine } from '../../src/index.ts';
+import { type PeerTiming, peerTiming } from './timing.ts';
 
 export interface ForkwiseParams {
   prompt: string;
@@ -56,21 +57,13 @@ export interface ForkwiseLoad {
   config: ModelInfo['config'];
 }
 
-export interface ForkwiseRun {
+export interface ForkwiseRun extends PeerTiming {
   text: string;
   /** Generated token ids (a final BOS excluded). */
   tokens: number[];
   promptTokens: number[];
   finish: GenerationResult['finish'];
   stoppedOnBos: boolean;
-  ttftMs: number;
-  prefillMs: number;
-  prefillTokens: number;
-  prefillTokPerSec: number;
-  decodeMs: number;
-  decodeTokens: number;
-  decodeTokPerSec: number;
-  totalMs: number;
   readbackBytesPerStep: number;
   readbackBytesTotal: number;
   gpuBytes: number;
@@ -158,14 +151,9 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
     promptTokens: r.tokens.slice(0, r.promptTokenCount),
     finish: r.finish,
     stoppedOnBos,
-    ttftMs,
-    prefillMs: r.timing.prefillMs,
-    prefillTokens: r.timing.prefillTokens,
-    prefillTokPerSec: r.timing.prefillTokens / (r.timing.prefillMs / 1000),
-    decodeMs: r.timing.decodeMs,
-    decodeTokens,
-    decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (r.timing.decodeMs / 1000) : 0,
-    totalMs,
+    ...peerTiming({
+      ttftMs, totalMs, prefillMs: r.timing.prefillMs, prefillTokens: r.timing.prefillTokens, decodeMs: r.timing.decodeMs, decodeTokens,
+    }),
     readbackBytesPerStep: r.timing.readbackBytesPerStep,
     readbackBytesTotal,
     gpuBytes: e.model!.gpuBytes,

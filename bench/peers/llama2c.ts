@@ -32,6 +32,8 @@
 // manual_start returns. Positions follow run.c's `steps`: positions 0..steps-1 are forwarded
 // (steps ≤ 256, the model's context); generation stops early on BOS (token 1) like run.c.
 
+import { type PeerTiming, peerTiming } from './timing.ts';
+
 /** Where vite.config.ts serves the package's files (see the llama2cPeer plugin there). */
 const BASE_URL = '/peers/llama2c/';
 /** Byte offsets of the two files concatenated in llama2.data (from the package's loader metadata). */
@@ -51,7 +53,7 @@ export interface Llama2cOptions {
   dummyPrefix?: boolean;
 }
 
-export interface Llama2cResult {
+export interface Llama2cResult extends PeerTiming {
   /** What run.c would print: the prompt then the generated text (BOS itself not included). */
   text: string;
   /** Generated token ids (the final BOS excluded when generation stopped on it). */
@@ -61,17 +63,7 @@ export interface Llama2cResult {
   stoppedOnBos: boolean;
   /** One-time model load for this page (fetch + compile + init). */
   loadMs: number;
-  prefillMs: number;
-  /** Positions forwarded during prefill: BOS + prompt tokens. */
-  prefillTokens: number;
-  prefillTokPerSec: number;
-  ttftMs: number;
-  decodeMs: number;
-  /** Forwards in the decode phase (the first generated token belongs to prefill; a final BOS counts). */
-  decodeTokens: number;
-  decodeTokPerSec: number;
-  /** ttft + decode, wall clock. */
-  totalMs: number;
+  // prefillTokens: BOS + prompt tokens; decodeTokens: a final BOS counts (it was computed).
 }
 
 interface EmscriptenModule {
@@ -284,14 +276,7 @@ export async function runLlama2c(options: Llama2cOptions): Promise<Llama2cResult
     promptTokens: [BOS, ...promptIds],
     stoppedOnBos,
     loadMs: peer.loadMs,
-    prefillMs,
-    prefillTokens,
-    prefillTokPerSec: prefillTokens / (prefillMs / 1000),
-    ttftMs: t1 - t0,
-    decodeMs,
-    decodeTokens,
-    decodeTokPerSec: decodeTokens / (decodeMs / 1000),
-    totalMs: t2 - t0,
+    ...peerTiming({ prefillMs, prefillTokens, ttftMs: t1 - t0, decodeMs, decodeTokens, totalMs: t2 - t0 }),
   };
 }
 

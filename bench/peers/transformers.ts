@@ -12,6 +12,7 @@
 // the following tokens over the time after the first one. Prompt ids are the tokenizer's
 // (tokenizer.json, BOS added), generation stops at EOS or max_new_tokens.
 import { AutoModelForCausalLM, AutoTokenizer, TextStreamer, env } from '@huggingface/transformers';
+import { type PeerTiming, peerTiming } from './timing.ts';
 
 /** Where the Playwright test serves the model folder and onnxruntime-web's dist/ (bench/matrix/cells.spec.ts). */
 export const TRANSFORMERS_MODEL_PREFIX = '/peer-files/onnx/';
@@ -25,18 +26,10 @@ export interface TransformersLoad {
   crossOriginIsolated: boolean;
 }
 
-export interface TransformersRun {
+export interface TransformersRun extends PeerTiming {
   text: string;
   tokens: number[];
   promptTokens: number[];
-  ttftMs: number;
-  prefillMs: number;
-  prefillTokens: number;
-  prefillTokPerSec: number;
-  decodeMs: number;
-  decodeTokens: number;
-  decodeTokPerSec: number;
-  totalMs: number;
 }
 
 type Loaded = { model: Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>; tokenizer: Awaited<ReturnType<typeof AutoTokenizer.from_pretrained>> };
@@ -80,9 +73,8 @@ export async function runTransformers(o: { prompt: string; maxTokens: number }):
   const decodeMs = decodeTokens > 0 ? times[times.length - 1] - times[0] : 0;
   const text = tokenizer.decode(tokens, { skip_special_tokens: true });
   return {
-    text: o.prompt + text, tokens, promptTokens, ttftMs, totalMs,
-    prefillMs: ttftMs, prefillTokens: promptTokens.length, prefillTokPerSec: promptTokens.length / (ttftMs / 1000),
-    decodeMs, decodeTokens, decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (decodeMs / 1000) : 0,
+    text: o.prompt + text, tokens, promptTokens,
+    ...peerTiming({ ttftMs, totalMs, prefillMs: ttftMs, prefillTokens: promptTokens.length, decodeMs, decodeTokens }),
   };
 }
 

@@ -14,6 +14,7 @@
 // forkwise's tokenizer to compare continuations.
 import { Wllama } from '@wllama/wllama';
 import wasmUrl from '@wllama/wllama/esm/wasm/wllama.wasm?url';
+import { type PeerTiming, peerTiming } from './timing.ts';
 
 export interface WllamaLoad {
   loadMs: number;
@@ -24,17 +25,9 @@ export interface WllamaLoad {
   version: string;
 }
 
-export interface WllamaRun {
+export interface WllamaRun extends PeerTiming {
   text: string;
   tokens: number[];
-  ttftMs: number;
-  prefillMs: number;
-  prefillTokens: number;
-  prefillTokPerSec: number;
-  decodeMs: number;
-  decodeTokens: number;
-  decodeTokPerSec: number;
-  totalMs: number;
 }
 
 let wllama: Wllama | null = null;
@@ -79,9 +72,8 @@ export async function runWllama(o: { prompt: string; maxTokens: number }): Promi
   const decodeTokens = Math.max(0, timings.predicted_n - 1);
   const decodeMs = timings.predicted_ms * (decodeTokens / Math.max(1, timings.predicted_n));
   return {
-    text: o.prompt + text, tokens, ttftMs, totalMs,
-    prefillMs: timings.prompt_ms, prefillTokens: timings.prompt_n, prefillTokPerSec: timings.prompt_n / (timings.prompt_ms / 1000),
-    decodeMs, decodeTokens, decodeTokPerSec: decodeTokens / (decodeMs / 1000),
+    text: o.prompt + text, tokens,
+    ...peerTiming({ ttftMs, totalMs, prefillMs: timings.prompt_ms, prefillTokens: timings.prompt_n, decodeMs, decodeTokens }),
   };
 }
 
