@@ -136,8 +136,36 @@ async function* pieces(generation: Generation, plan: RequestPlan): AsyncGenerato
   };
 }
 
-function usageOf(promptTokens: number, completionTokens: number): CompletionUsage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/**
+ * Token counts of a request: each prompt once (choice i answers prompt ⌊i / n⌋; a chat has one),
+ * every choice's completion.
+ */
+class Usage {
+  private readonly prompts = new Map<number, number>();
+  private completion = 0;
+  constructor(private readonly n: number) {}
+
+  add(choice: number, end: ChoiceEnd): void {
+    this.prompts.set(Math.floor(choice / this.n), end.promptTokens);
+    this.completion += end.completionTokens;
+  }
+
+  get usage(): CompletionUsage {
+    const prompt = [...this.prompts.values()].reduce((a, b) => a + b, 0);
+    return { prompt_tokens: prompt, completion_tokens: this.completion, total_tokens: prompt + this.completion };
+  }
+}
+
+/** A choice run to its end: its text after `prefix`, its tokens, how it ended. */
+async function collect(run: AsyncGenerator<Piece, ChoiceEnd>, prefix = ''): Promise<{ text: string; tokens: TokenOut[]; end: ChoiceEnd }> {
+  let text = prefix;
+  const tokens: TokenOut[] = [];
+  let next = await run.next();
+  for (; !next.done; next = await run.next()) {
+    text += next.value.text;
+    tokens.push(...next.value.tokens);
+  }
+  return { text, tokens, end: next.value };
 }
 
 function chatLogprob(t: TokenOut): ChatCompletionTokenLogprob {
@@ -199,20 +227,10 @@ export class ChatCompletions {
 
   private async whole(plan: RequestPlan, choices: Choices, base: { id: string; created: number; model: string }): Promise<ChatCompletion> {
     const out: ChatCompletion['choices'] = [];
-    let promptTokens = 0;
-    let completionTokens = 0;
+    const usage = new Usage(plan.n);
     for (let i = 0; i < choices.count; i++) {
-      const run = pieces(choices.generation(i), plan);
-      let text = '';
-      const tokens: TokenOut[] = [];
-      let next = await run.next();
-      for (; !next.done; next = await run.next()) {
-        text += next.value.text;
-        tokens.push(...next.value.tokens);
-      }
-      const end = next.value;
-      if (i === 0) promptTokens = end.promptTokens;
-      completionTokens += end.completionTokens;
+      const { text, tokens, end } = await collect(pieces(choices.generation(i), plan));
+      usage.add(i, end);
       out.push({
         index: i,
         message: { role: 'assistant', content: text, refusal: null },
@@ -221,14 +239,13 @@ export class ChatCompletions {
         forkwise: { tokens: tokens.map((t) => t.stats), ...end.extension },
       });
     }
-    return { ...base, object: 'chat.completion', choices: out, usage: usageOf(promptTokens, completionTokens) };
+    return { ...base, object: 'chat.completion', choices: out, usage: usage.usage };
   }
 
   private async *stream(plan: RequestPlan, choices: Choices, base: { id: string; created: number; model: string }): ChunkStream<ChatCompletionChunk> {
-    const usage = plan.includeUsage ? { usage: null } : {};
-    const chunk = (choice: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices: [choice], ...usage });
-    let promptTokens = 0;
-    let completionTokens = 0;
+    const usageField = plan.includeUsage ? { usage: null } : {};
+    const chunk = (choice: ChatCompletionChunk['choices'][number]): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices: [choice], ...usageField });
+    const usage = new Usage(plan.n);
     for (let i = 0; i < choices.count; i++) {
       const run = pieces(choices.generation(i), plan);
       let next: IteratorResult<Piece, ChoiceEnd>;
@@ -248,11 +265,10 @@ export class ChatCompletions {
         await run.return(undefined as never); // a consumer that stops early stops the generation
       }
       const end = next.value;
-      if (i === 0) promptTokens = end.promptTokens;
-      completionTokens += end.completionTokens;
+      usage.add(i, end);
       yield chunk({ index: i, delta: {}, logprobs: null, finish_reason: end.finishReason, forkwise: { tokens: [], ...end.extension } });
     }
-    if (plan.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usageOf(promptTokens, completionTokens) };
+    if (plan.includeUsage) yield { ...base, object: 'chat.completion.chunk', choices: [], usage: usage.usage };
   }
 }
 
@@ -271,21 +287,11 @@ export class Completions {
 
   private async whole(plan: RequestPlan, choices: Choices, base: Omit<Completion, 'choices'>): Promise<Completion> {
     const out: Completion['choices'] = [];
-    const prompts = new Map<number, number>();
-    let completionTokens = 0;
+    const usage = new Usage(plan.n);
     for (let i = 0; i < choices.count; i++) {
       const echoed = plan.echo ? (choices.prompt(i) as string) : '';
-      const run = pieces(choices.generation(i), plan);
-      let text = echoed;
-      const tokens: TokenOut[] = [];
-      let next = await run.next();
-      for (; !next.done; next = await run.next()) {
-        text += next.value.text;
-        tokens.push(...next.value.tokens);
-      }
-      const end = next.value;
-      prompts.set(Math.floor(i / plan.n), end.promptTokens);
-      completionTokens += end.completionTokens;
+      const { text, tokens, end } = await collect(pieces(choices.generation(i), plan), echoed);
+      usage.add(i, end);
       out.push({
         index: i,
         text,
@@ -294,20 +300,18 @@ export class Completions {
         forkwise: { tokens: tokens.map((t) => t.stats), ...end.extension },
       });
     }
-    const promptTokens = [...prompts.values()].reduce((a, b) => a + b, 0);
-    return { ...base, choices: out, usage: usageOf(promptTokens, completionTokens) };
+    return { ...base, choices: out, usage: usage.usage };
   }
 
   private async *stream(plan: RequestPlan, choices: Choices, base: Omit<Completion, 'choices'>): ChunkStream<Completion> {
-    const usage = plan.includeUsage ? { usage: null } : {};
-    const prompts = new Map<number, number>();
-    let completionTokens = 0;
+    const usageField = plan.includeUsage ? { usage: null } : {};
+    const usage = new Usage(plan.n);
     for (let i = 0; i < choices.count; i++) {
       const echoed = plan.echo ? (choices.prompt(i) as string) : '';
       const run = pieces(choices.generation(i), plan);
       let next: IteratorResult<Piece, ChoiceEnd>;
       try {
-        if (echoed) yield { ...base, choices: [{ index: i, text: echoed, logprobs: null, finish_reason: null, forkwise: { tokens: [] } }], ...usage };
+        if (echoed) yield { ...base, choices: [{ index: i, text: echoed, logprobs: null, finish_reason: null, forkwise: { tokens: [] } }], ...usageField };
         for (next = await run.next(); !next.done; next = await run.next()) {
           const { text, tokens } = next.value;
           yield {
@@ -316,25 +320,21 @@ export class Completions {
               index: i, text, logprobs: plan.logprobs === null ? null : completionLogprobs(tokens, echoed.length), finish_reason: null,
               forkwise: { tokens: tokens.map((t) => t.stats) },
             }],
-            ...usage,
+            ...usageField,
           };
         }
       } finally {
         await run.return(undefined as never);
       }
       const end = next.value;
-      prompts.set(Math.floor(i / plan.n), end.promptTokens);
-      completionTokens += end.completionTokens;
+      usage.add(i, end);
       yield {
         ...base,
         choices: [{ index: i, text: '', logprobs: null, finish_reason: end.finishReason, forkwise: { tokens: [], ...end.extension } }],
-        ...usage,
+        ...usageField,
       };
     }
-    if (plan.includeUsage) {
-      const promptTokens = [...prompts.values()].reduce((a, b) => a + b, 0);
-      yield { ...base, choices: [], usage: usageOf(promptTokens, completionTokens) };
-    }
+    if (plan.includeUsage) yield { ...base, choices: [], usage: usage.usage };
   }
 }
 
