@@ -39,14 +39,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (h >= N_HEADS || t >= step.n_tokens) { return; }
   let slot = tokens[t];
   let h4 = HEAD_DIM / 4u;
-  let q_base = t * (Q_DIM + 2u * KV_DIM) + h * HEAD_DIM;
   var q: array<vec4<f32>, MAX_HEAD4>;
-  for (var d = 0u; d < h4; d++) {
-    let j = q_base + 4u * d;
-    q[d] = vec4<f32>(qkv[j], qkv[j + 1u], qkv[j + 2u], qkv[j + 3u]);
-  }
-  let kv_head = h / (N_HEADS / N_KV_HEADS);
-  let cache_base = (slot.row * N_KV_HEADS + kv_head) * SEQ_LEN * h4;
+  load_q(t, h, &q);
+  let cache_base = cache_base_of(slot, h);
   let scale = 1.0 / sqrt(f32(HEAD_DIM));
 
   var max_score = -3.0e38;
@@ -62,9 +57,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       acc[d] += e * v_cache[cache_base + p * h4 + d];
     }
   }
+  store(t, h, &acc, sum);
+}
+
+// Query head h of token row t, from the rotated qkv row.
+fn load_q(t: u32, h: u32, q: ptr<function, array<vec4<f32>, MAX_HEAD4>>) {
+  let q_base = t * (Q_DIM + 2u * KV_DIM) + h * HEAD_DIM;
+  for (var d = 0u; d < HEAD_DIM / 4u; d++) {
+    let j = q_base + 4u * d;
+    (*q)[d] = vec4<f32>(qkv[j], qkv[j + 1u], qkv[j + 2u], qkv[j + 3u]);
+  }
+}
+
+// First vec4 of query head h's KV head in the token's row of the cache.
+fn cache_base_of(slot: TokenSlot, h: u32) -> u32 {
+  let kv_head = h / (N_HEADS / N_KV_HEADS);
+  return (slot.row * N_KV_HEADS + kv_head) * SEQ_LEN * (HEAD_DIM / 4u);
+}
+
+// out[t][head h] = acc / sum.
+fn store(t: u32, h: u32, acc: ptr<function, array<vec4<f32>, MAX_HEAD4>>, sum: f32) {
   let o = t * Q_DIM + h * HEAD_DIM;
-  for (var d = 0u; d < h4; d++) {
-    let a = acc[d] / sum;
+  for (var d = 0u; d < HEAD_DIM / 4u; d++) {
+    let a = (*acc)[d] / sum;
     out[o + 4u * d] = a.x;
     out[o + 4u * d + 1u] = a.y;
     out[o + 4u * d + 2u] = a.z;
@@ -87,14 +102,9 @@ fn main_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (h >= N_HEADS || t >= step.n_tokens) { return; }
   let slot = tokens[t];
   let h4 = HEAD_DIM / 4u;
-  let q_base = t * (Q_DIM + 2u * KV_DIM) + h * HEAD_DIM;
   var q: array<vec4<f32>, MAX_HEAD4>;
-  for (var d = 0u; d < h4; d++) {
-    let j = q_base + 4u * d;
-    q[d] = vec4<f32>(qkv[j], qkv[j + 1u], qkv[j + 2u], qkv[j + 3u]);
-  }
-  let kv_head = h / (N_HEADS / N_KV_HEADS);
-  let cache_base = (slot.row * N_KV_HEADS + kv_head) * SEQ_LEN * h4;
+  load_q(t, h, &q);
+  let cache_base = cache_base_of(slot, h);
   let scale = 1.0 / sqrt(f32(HEAD_DIM));
   let r = t - step.stats_row_start;
   let keep = t >= step.stats_row_start && r < step.stats_rows;
@@ -123,14 +133,7 @@ fn main_stats(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   if (keep) { head_stats[r * N_HEADS + h] = vec4<f32>(max_score, sum, moment, abs_sum); }
-  let o = t * Q_DIM + h * HEAD_DIM;
-  for (var d = 0u; d < h4; d++) {
-    let a = acc[d] / sum;
-    out[o + 4u * d] = a.x;
-    out[o + 4u * d + 1u] = a.y;
-    out[o + 4u * d + 2u] = a.z;
-    out[o + 4u * d + 3u] = a.w;
-  }
+  store(t, h, &acc, sum);
 }
 
 const AW: u32 = 64u;
