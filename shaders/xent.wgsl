@@ -139,19 +139,7 @@ fn pair(c: u32) -> Pair {
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-// Merges the running sums (m2, z2, a2) into p (both taken against their own max; algorithms.md §2).
-fn merge_sums(p: vec4<f32>, m2: f32, z2: f32, a2: f32) -> vec4<f32> {
-  if (z2 == 0.0) { return p; }
-  if (p.y == 0.0) { return vec4<f32>(m2, z2, a2, p.w); }
-  if (m2 <= p.x) {
-    let d = m2 - p.x;
-    let w = exp(d);
-    return vec4<f32>(p.x, p.y + w * z2, p.z + w * (a2 + d * z2), p.w);
-  }
-  let d = p.x - m2;
-  let w = exp(d);
-  return vec4<f32>(m2, z2 + w * p.y, a2 + w * (p.z + d * p.y), p.w);
-}
+// merge_sums: xent_common.wgsl.
 
 // Folds 8 values (masked lanes NEG_INF; lane 0 of column c is always real, so the max is a real
 // value) and a target logit (NEG_INF when the target is not here) into partial `o`.

@@ -21,6 +21,7 @@ import rmsnormWgsl from '../../shaders/rmsnorm.wgsl?raw';
 import softmaxWgsl from '../../shaders/softmax.wgsl?raw';
 import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
 import xentWgsl from '../../shaders/xent.wgsl?raw';
+import xentCommonWgsl from '../../shaders/xent_common.wgsl?raw';
 import xentLinearWgsl from '../../shaders/xent_linear.wgsl?raw';
 import { InvalidArgumentError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
@@ -344,7 +345,7 @@ export class Kernels {
   private xentSpec(entryPoint: string, c: { dim: number; vocab: number }) {
     if (c.dim % 4 !== 0) throw new InvalidArgumentError(`xent: dim must be a multiple of 4, got ${c.dim}`);
     return {
-      name: 'xent', code: xentWgsl, entryPoint,
+      name: 'xent', code: xentCommonWgsl + xentWgsl, entryPoint,
       constants: { DIM: c.dim, V4: ceilDiv(c.vocab, 4), VOCAB: c.vocab, XW: XENT_WG, XGROUPS: XENT_GROUPS },
     };
   }
@@ -410,7 +411,7 @@ export class Kernels {
     },
   ): Promise<KernelCall<XentShape>[]> {
     const v4 = ceilDiv(c.vocab, 4);
-    const spec = (entryPoint: string) => ({ ...this.xentSpec(entryPoint, c), name: 'xent_linear', code: xentLinearWgsl });
+    const spec = (entryPoint: string) => ({ ...this.xentSpec(entryPoint, c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl });
     const calls = [
       // δ = 0 (the first call of a reflection): u = 0 without reading W.
       this.call<XentShape>(`${label}.shift`, spec('shift'), [null, null, b.u, b.wcls, null, null, null, null, null, b.delta],
@@ -435,7 +436,7 @@ export class Kernels {
 
   /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
   xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
-    return this.call(label, { ...this.xentSpec('last_row', c), name: 'xent_linear', code: xentLinearWgsl },
+    return this.call(label, { ...this.xentSpec('last_row', c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl },
       [b.params, b.logits, b.u, null, null, null, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
   }
 }
