@@ -163,6 +163,15 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'>, Deco
    * bytes read back per step.
    */
   attention?: boolean;
+  /**
+   * Start from the KV rows the model's session already holds where they match (default true):
+   * the longest common prefix of token ids between the last generation's sequence and this
+   * prompt is kept and only the rest is prefilled, so a conversation's next turn reads only the
+   * tokens its template adds. Greedy results are the same as with `reuse: false` (the same sums
+   * in the same order). Decoders that run the prompt themselves (EAD) or keep per-position state
+   * (SRGen) always start fresh.
+   */
+  reuse?: boolean;
   signal?: AbortSignal;
 }
 
@@ -214,6 +223,8 @@ export interface GenerationTiming {
   decodeTokPerSec: number;
   /** Bytes mapped back from the GPU per decode step. */
   readbackBytesPerStep: number;
+  /** Leading prompt tokens whose KV rows were kept from the previous generation (GenerateOptions.reuse). */
+  reusedTokens: number;
 }
 
 export interface GenerationResult {
@@ -640,7 +651,7 @@ export class Engine {
 
   private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
     prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
-    attention: boolean;
+    attention: boolean; reuse: boolean;
   } {
     const text = this.promptText(model, prompt, o);
     const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
@@ -663,7 +674,9 @@ export class Engine {
     // KV rows the decoder declared (CNTP's trials), allocated when a generation first needs them.
     const rows = requires.rows ?? 1;
     checkBoolean('attention', o.attention);
-    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal, attention: o.attention === true };
+    checkBoolean('reuse', o.reuse);
+    const reuse = o.reuse !== false && !decoder.start && !requires.hiddenStates && !requires.smallModel;
+    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal, attention: o.attention === true, reuse };
   }
 
   /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
@@ -753,12 +766,12 @@ export class Engine {
     // Readback of every session the decoder may use (EAD's small model too).
     const bytesRead = () => session.bytesRead + (model.small?.session.bytesRead ?? 0);
     const bytesBefore = bytesRead();
-    session.reset();
+    const reused = this.keepCommonPrefix(session, plan.reuse ? tokens : []);
 
     checkAbort(plan.signal);
     let stats = decoder.start
       ? await decoder.start(runtime, tokens)
-      : await runtime.feed(tokens, decoder.sampling(tokens.length - 1));
+      : await runtime.feed(tokens.slice(reused), decoder.sampling(tokens.length - 1));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let finish: FinishReason | null = null;
@@ -819,14 +832,30 @@ export class Engine {
       timing: {
         ttftMs: steps.length ? prefillMs : 0,
         prefillMs,
-        prefillTokens: plan.promptTokens.length,
+        prefillTokens: plan.promptTokens.length - reused,
+        reusedTokens: reused,
         decodeMs,
         decodeTokens: decodeSteps,
-        prefillTokPerSec: plan.promptTokens.length / (prefillMs / 1000),
+        prefillTokPerSec: (plan.promptTokens.length - reused) / (prefillMs / 1000),
         decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
         readbackBytesPerStep: (bytesRead() - bytesBefore) / (1 + decodeSteps),
       },
     };
+  }
+
+  /**
+   * Keeps the longest prefix of row 0 that equals `tokens` (at most all but the last token, whose
+   * statistics the step must produce) and empties every other row; returns its length.
+   */
+  private keepCommonPrefix(session: Session, tokens: readonly number[]): number {
+    const kept = Math.min(session.kv.commonPrefix(0, tokens), tokens.length - 1);
+    if (kept <= 0) {
+      session.reset();
+      return 0;
+    }
+    session.kv.rollback(0, kept);
+    for (let r = 1; r < session.kv.rows; r++) session.kv.rollback(r, 0);
+    return kept;
   }
 
   private describeStep(

@@ -21,13 +21,19 @@ export class KvCache {
   readonly values: GPUBuffer[] = [];
   /** Filled positions per row. */
   readonly lengths: number[];
+  /**
+   * The token id at each filled position of each row, as the steps wrote them: what a later
+   * generation may reuse (commonPrefix) instead of recomputing.
+   */
+  private readonly ids: number[][];
   private forkParams: GPUBuffer | null = null;
   /** One kv_fork launch per key and value buffer. */
   private forkCalls: KernelCall<ForkShape>[] = [];
   private readonly forkUniform = new Uint32Array(FORK_UNIFORM_BYTES / 4);
 
-  private constructor(readonly shape: KvShape, readonly rows: number, lengths: number[]) {
+  private constructor(readonly shape: KvShape, readonly rows: number, lengths: number[], ids: number[][]) {
     this.lengths = [...lengths, ...new Array(rows - lengths.length).fill(0)];
+    this.ids = Array.from({ length: rows }, (_, r) => [...(ids[r] ?? [])]);
   }
 
   /** Bytes of one row in one layer's key (or value) buffer. */
@@ -35,8 +41,8 @@ export class KvCache {
     return s.nKvHeads * s.context * s.headDim * 4;
   }
 
-  static async create(pool: BufferPool, kernels: Kernels, shape: KvShape, rows: number, lengths: number[] = []): Promise<KvCache> {
-    const cache = new KvCache(shape, rows, lengths);
+  static async create(pool: BufferPool, kernels: Kernels, shape: KvShape, rows: number, lengths: number[] = [], ids: number[][] = []): Promise<KvCache> {
+    const cache = new KvCache(shape, rows, lengths, ids);
     const bytes = rows * KvCache.rowBytes(shape);
     try {
       for (let l = 0; l < shape.nLayers; l++) {
@@ -61,7 +67,7 @@ export class KvCache {
    * the caller discards this one once the encoder is submitted.
    */
   async grow(pool: BufferPool, kernels: Kernels, encoder: GPUCommandEncoder, rows: number): Promise<KvCache> {
-    const grown = await KvCache.create(pool, kernels, this.shape, rows, this.lengths);
+    const grown = await KvCache.create(pool, kernels, this.shape, rows, this.lengths, this.ids);
     const bytes = this.rows * KvCache.rowBytes(this.shape);
     this.keys.forEach((b, l) => encoder.copyBufferToBuffer(b, 0, grown.keys[l], 0, bytes));
     this.values.forEach((b, l) => encoder.copyBufferToBuffer(b, 0, grown.values[l], 0, bytes));
@@ -88,7 +94,10 @@ export class KvCache {
     const targets = [...new Set(dsts)].filter((d) => d !== src);
     if (targets.length > MAX_FORK_ROWS) throw new InvalidArgumentError(`fork to at most ${MAX_FORK_ROWS} rows at once`);
     const positions = this.lengths[src];
-    for (const d of targets) this.lengths[d] = positions;
+    for (const d of targets) {
+      this.lengths[d] = positions;
+      this.ids[d] = this.ids[src].slice(0, positions);
+    }
     if (targets.length === 0 || positions === 0 || !this.forkParams) return;
     this.forkUniform.fill(0);
     this.forkUniform.set([src, positions, targets.length, 0, ...targets]);
@@ -111,6 +120,37 @@ export class KvCache {
       throw new InvalidArgumentError(`cannot roll row ${row} back to ${length} (it holds ${this.lengths[row]})`);
     }
     this.lengths[row] = length;
+    this.ids[row].length = Math.min(this.ids[row].length, length);
+  }
+
+  /** Records that a step wrote token `id` at `pos` of `row` (the row now holds pos + 1 positions). */
+  written(row: number, pos: number, id: number): void {
+    this.lengths[row] = pos + 1;
+    const ids = this.ids[row];
+    if (pos <= ids.length) {
+      ids.length = pos;
+      ids.push(id);
+    }
+  }
+
+  /** Empties every row. */
+  clear(): void {
+    this.lengths.fill(0);
+    this.ids.forEach((ids) => (ids.length = 0));
+  }
+
+  /** The token ids `row` holds, position by position (shorter than its length if some are unknown). */
+  tokens(row: number): readonly number[] {
+    this.checkRow(row);
+    return this.ids[row].slice(0, this.lengths[row]);
+  }
+
+  /** How many leading positions of `row` hold exactly `ids`' first tokens (a longest common prefix). */
+  commonPrefix(row: number, ids: readonly number[]): number {
+    const held = this.tokens(row);
+    let n = 0;
+    while (n < held.length && n < ids.length && held[n] === ids[n]) n++;
+    return n;
   }
 
   /** Returns the buffers to the pool (for a session of the same shape). */

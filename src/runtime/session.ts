@@ -269,7 +269,7 @@ export class Session {
     const start = tokens.length - Math.min(statsRows, tokens.length);
     this.writeTokens(tokens);
     const stats = await this.run(this.bodyFor(tokens.length), tokens.length, start, tokens.length - start, sampling, tokens);
-    for (const t of tokens) this.kv.lengths[t.row] = t.pos + 1;
+    for (const t of tokens) this.kv.written(t.row, t.pos, t.id);
     return stats;
   }
 
@@ -289,7 +289,7 @@ export class Session {
         const count = Math.min(this.maxStatsRows, chunk.length - s);
         out.push(...(await this.run(s === 0 ? body : [], chunk.length, s, count, sampling, s === 0 ? chunk : [])));
       }
-      for (const t of chunk) this.kv.lengths[t.row] = t.pos + 1;
+      for (const t of chunk) this.kv.written(t.row, t.pos, t.id);
     }
     return out;
   }
@@ -659,7 +659,7 @@ export class Session {
   }
 
   reset(): void {
-    this.kv.lengths.fill(0);
+    this.kv.clear();
     this.hiddenKept = 0;
     this.logitsKept = 0;
   }
