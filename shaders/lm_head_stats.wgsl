@@ -26,11 +26,18 @@ override LM_GROUPS: u32 = 16u;  // workgroups per token row: LM_WG * LM_GROUPS p
 const MAX_K: u32 = 64u;
 const MERGE_WG: u32 = 32u;
 const NEG_INF: f32 = -3.0e38;
-const STATS_HEADER: u32 = 6u;  // lse, entropy, varentropy, max logit, argmax, sampled id
+// lse, entropy, varentropy, the next token's logit (the slot's `next` when known, else the
+// sampled id's), argmax, sampled id. The max logit is the first top-K entry's.
+const STATS_HEADER: u32 = 6u;
 
 
 // Running statistics; `m` is the reference the sums are taken against.
-struct Partial { m: f32, z: f32, a: f32, b: f32, argmax_logit: f32, argmax: u32, gumbel_key: f32, gumbel_id: u32 }
+struct Partial {
+  m: f32, z: f32, a: f32, b: f32,
+  argmax_logit: f32, argmax: u32,
+  gumbel_key: f32, gumbel_id: u32, gumbel_logit: f32,
+  next_logit: f32,  // the logit of the slot's `next` token, if this partial saw it
+}
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> tokens: array<TokenSlot>;
@@ -45,7 +52,7 @@ var<private> top_ids: array<u32, MAX_K>;
 var<private> top_logits: array<f32, MAX_K>;
 
 fn empty_partial() -> Partial {
-  return Partial(NEG_INF, 0.0, 0.0, 0.0, NEG_INF, 0xffffffffu, NEG_INF, 0xffffffffu);
+  return Partial(NEG_INF, 0.0, 0.0, 0.0, NEG_INF, NO_TOKEN, NEG_INF, NO_TOKEN, NEG_INF, NEG_INF);
 }
 
 // Folds (m2, z2, a2, b2) into p; both sums are re-expressed against the larger max.
@@ -76,7 +83,7 @@ fn better(logit: f32, id: u32, than_logit: f32, than_id: u32) -> bool {
   return logit > than_logit || (logit == than_logit && id < than_id);
 }
 
-fn merge_argmax(p: ptr<function, Partial>, logit: f32, id: u32, key: f32, key_id: u32) {
+fn merge_argmax(p: ptr<function, Partial>, logit: f32, id: u32, key: f32, key_id: u32, key_logit: f32) {
   if (better(logit, id, (*p).argmax_logit, (*p).argmax)) {
     (*p).argmax_logit = logit;
     (*p).argmax = id;
@@ -84,6 +91,7 @@ fn merge_argmax(p: ptr<function, Partial>, logit: f32, id: u32, key: f32, key_id
   if (better(key, key_id, (*p).gumbel_key, (*p).gumbel_id)) {
     (*p).gumbel_key = key;
     (*p).gumbel_id = key_id;
+    (*p).gumbel_logit = key_logit;
   }
 }
 
@@ -129,7 +137,8 @@ fn fold_logit(p: ptr<function, Partial>, slot: TokenSlot, logit: f32, id: u32) {
   if (step.inv_sample_temp > 0.0) {
     key = logit * step.inv_sample_temp - log(-log(uniform01(slot, id)));
   }
-  merge_argmax(p, logit, id, key, id);
+  merge_argmax(p, logit, id, key, id, logit);
+  if (id == slot.next) { (*p).next_logit = logit; }
   top_insert(logit, id);
 }
 
@@ -220,12 +229,15 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
   }
   let mean = p.a / p.z;
   let o = t * (STATS_HEADER + 2u * TOP_K);
+  let sampling = step.inv_sample_temp > 0.0;
+  var next_logit = select(p.argmax_logit, p.gumbel_logit, sampling);
+  if (tokens[step.stats_row_start + t].next != NO_TOKEN) { next_logit = p.next_logit; }
   stats[o] = bitcast<u32>(p.m + log(p.z));
   stats[o + 1u] = bitcast<u32>(log(p.z) - mean);
   stats[o + 2u] = bitcast<u32>(max(p.b / p.z - mean * mean, 0.0));
-  stats[o + 3u] = bitcast<u32>(p.argmax_logit);
+  stats[o + 3u] = bitcast<u32>(next_logit);
   stats[o + 4u] = p.argmax;
-  stats[o + 5u] = select(p.argmax, p.gumbel_id, step.inv_sample_temp > 0.0);
+  stats[o + 5u] = select(p.argmax, p.gumbel_id, sampling);
   for (var j = 0u; j < TOP_K; j++) {
     stats[o + STATS_HEADER + 2u * j] = top_ids[j];
     stats[o + STATS_HEADER + 2u * j + 1u] = bitcast<u32>(top_logits[j]);
@@ -250,5 +262,6 @@ fn write_slot(i: u32, p: Partial) {
 
 fn fold(p: ptr<function, Partial>, q: Partial) {
   merge_sums(p, q.m, q.z, q.a, q.b);
-  merge_argmax(p, q.argmax_logit, q.argmax, q.gumbel_key, q.gumbel_id);
+  merge_argmax(p, q.argmax_logit, q.argmax, q.gumbel_key, q.gumbel_id, q.gumbel_logit);
+  (*p).next_logit = max((*p).next_logit, q.next_logit);
 }

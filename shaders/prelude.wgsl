@@ -11,5 +11,7 @@ struct Step {
   _pad: u32,
 }
 
-// One token row of a step: its id, its position, and the KV row (sequence) it belongs to.
-struct TokenSlot { id: u32, pos: u32, row: u32, _pad: u32 }
+// One token row of a step: its id, its position, the KV row (sequence) it belongs to, and the id
+// of the token that follows it in this step (teacher forcing; NO_TOKEN when the step does not know).
+struct TokenSlot { id: u32, pos: u32, row: u32, next: u32 }
+const NO_TOKEN: u32 = 0xffffffffu;

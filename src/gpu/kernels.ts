@@ -27,7 +27,7 @@ import { InvalidArgumentError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
 import { type KernelCall, type StepShape, PipelineCache, bindGroupFor, ceilDiv } from './pipelines.ts';
 
-export { STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from './step.ts';
+export { NO_TOKEN, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from './step.ts';
 /** u32 words before the top-K pairs in a StepStats record (lm_head_stats.wgsl). */
 export const STATS_HEADER_WORDS = 6;
 export const MAX_TOP_K = 64;
@@ -37,7 +37,7 @@ const LM_WG = 64;
 const LM_GROUPS = 16;
 /** Partials the fused LM head writes per stats row (one per invocation). */
 export const LM_PARTIALS_PER_ROW = LM_WG * LM_GROUPS;
-export const LM_PARTIAL_BYTES = 32;
+export const LM_PARTIAL_BYTES = 40;
 /** Destination rows one kv_fork launch can take (the Fork uniform's array). */
 export const MAX_FORK_ROWS = 64;
 export const FORK_UNIFORM_BYTES = 16 + 4 * MAX_FORK_ROWS;
@@ -306,12 +306,12 @@ export class Kernels {
 
   private statsMerge(
     label: string, c: { TOP_K: number; TILES?: number },
-    b: { step: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
+    b: { step: GPUBuffer; tokens: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ) {
     // Only the constants the merge uses, so the fused head and logitsStats share one pipeline.
     const constants = { TOP_K: c.TOP_K, LM_WG, LM_GROUPS, TILES: c.TILES ?? 1 };
     return this.call(`${label}.merge`, { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'merge', constants },
-      [b.step, null, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
+      [b.step, b.tokens, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
   }
 
   /** probs = softmax(logits · invTemp) row-wise; `params` is a uniform {invTemp f32, rows u32}. */

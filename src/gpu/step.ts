@@ -5,6 +5,8 @@
 export const STEP_UNIFORM_BYTES = 32;
 /** Bytes of one `TokenSlot` (id, pos, row, pad). */
 export const TOKEN_SLOT_BYTES = 16;
+/** TokenSlot.next when the step does not know the following token (prelude.wgsl NO_TOKEN). */
+export const NO_TOKEN = 0xffffffff;
 
 export interface StepUniform {
   /** Token rows in the step. */

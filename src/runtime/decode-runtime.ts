@@ -166,6 +166,7 @@ export function statsOfLogits(logits: Float32Array, temperature: number): StepSt
     entropy: Math.log(z) - mean,
     varentropy: Math.max(0, b / z - mean * mean),
     maxLogit: logits[ids[0]],
+    nextLogit: logits[ids[0]],
     argmax: ids[0],
     sampled: ids[0],
     topK: ids.map((id) => ({ id, logit: logits[id] })),

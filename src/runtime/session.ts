@@ -10,7 +10,7 @@ import {
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
 import type { KernelProfiler } from '../gpu/profile.ts';
 import { ReadbackRing } from '../gpu/readback.ts';
-import { STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, encodeStep } from '../gpu/step.ts';
+import { NO_TOKEN, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, encodeStep } from '../gpu/step.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { kvDim, qDim } from '../model/config.ts';
 import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
@@ -367,7 +367,11 @@ export class Session {
   }
 
   private writeTokens(tokens: readonly TokenInput[]): void {
-    tokens.forEach((t, i) => this.tokenSlots.set([t.id, t.pos, t.row, 0], 4 * i));
+    tokens.forEach((t, i) => {
+      const n = tokens[i + 1];
+      const next = n && n.row === t.row && n.pos === t.pos + 1 ? n.id : NO_TOKEN;
+      this.tokenSlots.set([t.id, t.pos, t.row, next], 4 * i);
+    });
     this.ctx.device.queue.writeBuffer(this.buffers.tokens, 0, this.tokenSlots.buffer, 0, tokens.length * TOKEN_SLOT_BYTES);
   }
 

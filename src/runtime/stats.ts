@@ -19,7 +19,13 @@ export interface StepStats {
   entropy: number;
   /** Variance of the surprisal −ln p under softmax(z/T_stats), nats². */
   varentropy: number;
+  /** The largest raw logit (topK[0]'s). */
   maxLogit: number;
+  /**
+   * The raw logit of the token that follows: the next token of a teacher-forced row (Session.score),
+   * else of `sampled` (the argmax when not sampling). −ln p(next) = lse − nextLogit/T_stats.
+   */
+  nextLogit?: number;
   argmax: number;
   /** Token drawn on the GPU from softmax(z/T_sample) (Gumbel-max); the argmax when not sampling. */
   sampled: number;
@@ -76,7 +82,7 @@ export function parseStats(bytes: ArrayBuffer, count: number, topK: number): Ste
       if (id !== 0xffffffff) candidates.push({ id, logit: f[o + STATS_HEADER_WORDS + 2 * j + 1] });
     }
     out.push({
-      lse: f[o], entropy: f[o + 1], varentropy: f[o + 2], maxLogit: f[o + 3],
+      lse: f[o], entropy: f[o + 1], varentropy: f[o + 2], maxLogit: candidates[0]?.logit ?? f[o + 3], nextLogit: f[o + 3],
       argmax: u[o + 4], sampled: u[o + 5], topK: candidates,
     });
   }

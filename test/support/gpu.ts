@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { create } from 'webgpu';
 import { STORAGE, UNIFORM, createBufferChecked } from '../../src/gpu/buffers.ts';
 import { type GpuContext, acquireGpu } from '../../src/gpu/device.ts';
-import { Kernels, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from '../../src/gpu/kernels.ts';
+import { Kernels, NO_TOKEN, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES } from '../../src/gpu/kernels.ts';
 import { type KernelCall, type StepShape, encodeCalls } from '../../src/gpu/pipelines.ts';
 import { mulberry32 } from './random.ts';
 
@@ -40,6 +40,8 @@ export interface TokenSlot {
   id: number;
   pos: number;
   row: number;
+  /** The following token's id (teacher forcing); omitted: unknown (NO_TOKEN). */
+  next?: number;
 }
 
 export function stepBytes(p: StepParams): ArrayBuffer {
@@ -55,10 +57,10 @@ export function stepBytes(p: StepParams): ArrayBuffer {
   return bytes;
 }
 
-/** Token slots (id, pos, row, pad) as the shaders' `TokenSlot` array. */
+/** Token slots (id, pos, row, next) as the shaders' `TokenSlot` array. */
 export function slotWords(slots: readonly TokenSlot[]): Uint32Array {
   const words = new Uint32Array(Math.max(1, slots.length) * (TOKEN_SLOT_BYTES / 4));
-  slots.forEach((s, i) => words.set([s.id, s.pos, s.row, 0], 4 * i));
+  slots.forEach((s, i) => words.set([s.id, s.pos, s.row, s.next ?? NO_TOKEN], 4 * i));
   return words;
 }
 

@@ -118,7 +118,7 @@ interface Expect {
   topK: number;
   invStatsTemp: number;
   invSampleTemp: number;
-  key: { seed: number; row: number; pos: number; counter: number };
+  key: { seed: number; row: number; pos: number; counter: number; next?: number };
 }
 
 /**
@@ -262,6 +262,11 @@ function checkStats(got: StepStats, e: Expect): void {
     assert.ok(s >= 0 && s < n && keys[s] + errs[s] >= best,
       `${what}: sampled ${s} (key ${keys[s]}) is not the Gumbel-max (${best} at ${keys.indexOf(Math.max(...keys))})`);
   }
+
+  // The next token's logit: the slot's `next` when it has one, else the sampled id's.
+  const next = e.key.next ?? got.sampled;
+  assert.ok(got.nextLogit !== undefined && Math.abs(got.nextLogit - z[next]) <= zErr(next),
+    `${what}: logit of the next token ${next} (${e.key.next === undefined ? 'sampled' : 'given'}): ${got.nextLogit} vs ${z[next]}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,8 +282,11 @@ function plantTopTie(rng: () => number, W: Float32Array, hidden: Float32Array, t
   return [Math.min(a, b), Math.max(a, b)];
 }
 
-function slotsFor(n: number, rng: () => number): TokenSlot[] {
-  return Array.from({ length: n }, () => ({ id: randInt(rng, 100), pos: randInt(rng, 4096), row: randInt(rng, 4) }));
+/** Random slots; every other one knows its next token (an id below `vocab`). */
+function slotsFor(n: number, rng: () => number, vocab: number): TokenSlot[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: randInt(rng, 100), pos: randInt(rng, 4096), row: randInt(rng, 4), ...(i % 2 === 0 ? { next: randInt(rng, vocab) } : {}),
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,7 +297,7 @@ describe('lmHeadStats', () => {
     const rng = mulberry32(42);
     const W = randn(rng, vocab * dim, 1 / Math.sqrt(dim) * 3);
     const hidden = randn(rng, 5 * dim);
-    const slots = slotsFor(5, rng);
+    const slots = slotsFor(5, rng, vocab);
     const head = await LmHead.create(dim, vocab, W);
     const p = { nTokens: 5, statsRowStart: 2, statsRows: 3, seed: 7, counter: 3, invStatsTemp: 1, invSampleTemp: Math.fround(1 / 0.9) };
     const { stats } = await head.run(hidden, slots, p, topK);
@@ -326,7 +334,7 @@ describe('lmHeadStats', () => {
       const hidden = dyadic(rng, nTokens * c.dim, 8, 8);
       const W = dyadic(rng, c.vocab * c.dim, 8, 16);
       const tie = plantTopTie(rng, W, hidden, start, c.dim, c.vocab);
-      const slots = slotsFor(nTokens, rng);
+      const slots = slotsFor(nTokens, rng, c.vocab);
       const invStatsTemp = Math.fround(1 / c.temp);
       const invSampleTemp = c.sample ? Math.fround(1 / c.sample) : 0;
       const p = { nTokens, statsRowStart: start, statsRows: rows, seed: 1234 + c.vocab, counter: 5, invStatsTemp, invSampleTemp };
@@ -365,7 +373,7 @@ describe('logitsStats', () => {
     const [vocab, rows, topK] = [32000, 2, 64];
     const rng = mulberry32(9);
     const logits = randn(rng, rows * vocab, 3);
-    const slots = slotsFor(rows, rng);
+    const slots = slotsFor(rows, rng, vocab);
     const invStatsTemp = Math.fround(1 / 1.3);
     const invSampleTemp = Math.fround(1 / 1.1);
     const p = { nTokens: rows, statsRows: rows, seed: 99, counter: 0, invStatsTemp, invSampleTemp };
