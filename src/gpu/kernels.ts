@@ -332,6 +332,21 @@ export class Kernels {
     }, [b.params, b.cache], (s) => [ceilDiv(s.positions * head4, 64), c.nKvHeads, s.destinations]);
   }
 
+  /**
+   * Gathers row 0's positions `keep` (a storage list of ascending old positions; `params` the
+   * uniform vec4 (count, 0, 0, 0)) of one layer's key or value cache into `scratch` at positions
+   * 0.., keys turned back by their shift (kv_cache.wgsl kv_compact).
+   */
+  kvCompact(
+    label: string, c: { nKvHeads: number; seqLen: number; headDim: number; keys: boolean; ropeHalf: boolean },
+    b: { params: GPUBuffer; keep: GPUBuffer; rope: GPUBuffer; cache: GPUBuffer; scratch: GPUBuffer },
+  ) {
+    return this.call<{ count: number }>(label, {
+      name: 'kv_cache', code: kvCacheWgsl, entryPoint: 'kv_compact',
+      constants: { N_KV_HEADS: c.nKvHeads, SEQ_LEN: c.seqLen, HEAD_DIM: c.headDim, ROTATE: c.keys ? 1 : 0, ROPE_HALF: c.ropeHalf ? 1 : 0 },
+    }, [null, null, b.params, b.keep, b.rope, b.cache, b.scratch], (s) => [ceilDiv(s.count * (c.headDim / 2), 64), c.nKvHeads, 1]);
+  }
+
   copy(label: string, b: { src: GPUBuffer; dst: GPUBuffer }, workgroups: number) {
     return this.call(label, { name: 'copy', code: copyWgsl, constants: { WG: 64 } }, [b.src, b.dst], () => [workgroups, 1, 1]);
   }

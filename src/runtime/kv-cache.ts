@@ -16,6 +16,21 @@ export interface KvShape {
   context: number;
 }
 
+/** The RoPE table keys were rotated with ([context][headDim/2] (cos, sin)) and its pairing. */
+export interface RopeBinding {
+  table: GPUBuffer;
+  /** Pairs (i, i + headDim/2) instead of (2i, 2i + 1). */
+  half: boolean;
+}
+
+interface CompactState {
+  params: GPUBuffer;
+  keep: GPUBuffer;
+  scratch: GPUBuffer;
+  /** Per layer: the key gather, then the value gather. */
+  calls: KernelCall<{ count: number }>[];
+}
+
 export class KvCache {
   readonly keys: GPUBuffer[] = [];
   readonly values: GPUBuffer[] = [];
@@ -27,6 +42,8 @@ export class KvCache {
    */
   private readonly ids: number[][];
   private forkParams: GPUBuffer | null = null;
+  /** kv_compact's buffers and launches, made on the first compact(). */
+  private compactState: Promise<CompactState> | null = null;
   /** One kv_fork launch per key and value buffer. */
   private forkCalls: KernelCall<ForkShape>[] = [];
   private readonly forkUniform = new Uint32Array(FORK_UNIFORM_BYTES / 4);
@@ -153,15 +170,70 @@ export class KvCache {
     return n;
   }
 
+  /**
+   * Keeps only the positions `keep` of row 0 (ascending), moved to 0..keep.length − 1 with their
+   * keys re-rotated to the new positions (kv_cache.wgsl kv_compact), and empties every other row:
+   * the cache then holds what a prefill of those tokens at those positions would, up to the
+   * rounding of one more rotation. One submit; nothing is read back.
+   */
+  async compact(pool: BufferPool, kernels: Kernels, device: GPUDevice, keep: readonly number[], rope: RopeBinding): Promise<void> {
+    const queue = device.queue;
+    const held = this.lengths[0];
+    keep.forEach((p, i) => {
+      if (!Number.isInteger(p) || p < 0 || p >= held || (i > 0 && p <= keep[i - 1])) {
+        throw new InvalidArgumentError(`compact: keep must be ascending positions below ${held}; got ${p} at ${i}`);
+      }
+    });
+    if (keep.length === held) return;
+    const state = await (this.compactState ??= this.compactKernels(pool, kernels, rope));
+    if (keep.length > 0) {
+      queue.writeBuffer(state.params, 0, new Uint32Array([keep.length, 0, 0, 0]));
+      queue.writeBuffer(state.keep, 0, new Uint32Array(keep));
+      const encoder = device.createCommandEncoder({ label: 'kv compact' });
+      const bytes = KvCache.rowBytes(this.shape);
+      state.calls.forEach((call, i) => {
+        const pass = encoder.beginComputePass({ label: call.label });
+        encodeCalls(pass, [call], { count: keep.length });
+        pass.end();
+        encoder.copyBufferToBuffer(state.scratch, 0, i % 2 === 0 ? this.keys[i >> 1] : this.values[i >> 1], 0, bytes);
+      });
+      queue.submit([encoder.finish()]);
+    }
+    const ids = this.ids[0];
+    this.ids[0] = keep.length && keep.every((p) => p < ids.length) ? keep.map((p) => ids[p]) : [];
+    this.lengths.fill(0);
+    this.lengths[0] = keep.length;
+    for (let r = 1; r < this.rows; r++) this.ids[r] = [];
+  }
+
+  private async compactKernels(pool: BufferPool, kernels: Kernels, rope: RopeBinding): Promise<CompactState> {
+    const s = this.shape;
+    const params = await pool.acquire('kv_compact_params', 16, UNIFORM);
+    const keep = await pool.acquire('kv_compact_keep', 4 * s.context);
+    const scratch = await pool.acquire('kv_compact_scratch', KvCache.rowBytes(s));
+    const shape = { nKvHeads: s.nKvHeads, seqLen: s.context, headDim: s.headDim, ropeHalf: rope.half };
+    const calls = await Promise.all(this.keys.flatMap((k, l) => [
+      kernels.kvCompact(`l${l}.k_compact`, { ...shape, keys: true }, { params, keep, rope: rope.table, cache: k, scratch }),
+      kernels.kvCompact(`l${l}.v_compact`, { ...shape, keys: false }, { params, keep, rope: rope.table, cache: this.values[l], scratch }),
+    ]));
+    return { params, keep, scratch, calls };
+  }
+
+  private compactBuffers(): Promise<GPUBuffer[]> {
+    return this.compactState ? this.compactState.then((c) => [c.params, c.keep, c.scratch], () => []) : Promise.resolve([]);
+  }
+
   /** Returns the buffers to the pool (for a session of the same shape). */
   release(pool: BufferPool): void {
     [...this.keys, ...this.values].forEach((b) => pool.release(b));
     if (this.forkParams) pool.release(this.forkParams);
+    void this.compactBuffers().then((bs) => bs.forEach((b) => pool.release(b)));
   }
 
   /** Frees the buffers (a cache replaced by a larger one). */
   discard(pool: BufferPool): void {
     [...this.keys, ...this.values].forEach((b) => pool.discard(b));
     if (this.forkParams) pool.discard(this.forkParams);
+    void this.compactBuffers().then((bs) => bs.forEach((b) => pool.discard(b)));
   }
 }

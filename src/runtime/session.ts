@@ -652,6 +652,18 @@ export class Session {
     this.ctx.device.queue.submit([encoder.finish()]);
   }
 
+  /**
+   * Keeps only the positions `keep` of row 0 (ascending), re-positioned to 0.. (KvCache.compact):
+   * a streaming memory's eviction. Every other row is emptied; kept hidden states and logits are
+   * forgotten.
+   */
+  async compact(keep: readonly number[]): Promise<void> {
+    this.ctx.assertAlive();
+    const rope = { table: this.weights.rope, half: this.config.ropeLayout === 'half' };
+    await this.kv.compact(this.pool, this.kernels, this.ctx.device, keep, rope);
+    this.hiddenKept = this.logitsKept = 0;
+  }
+
   /** Makes `row` the main sequence (row 0): its KV prefix is copied there. */
   commit(row: number): void {
     if (row !== 0) this.fork(row, [0]);

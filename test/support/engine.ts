@@ -51,19 +51,26 @@ export async function loadedEngine(): Promise<Engine> {
  */
 export const STAT_TOLERANCE = 1e-3;
 
-/** A bare runtime Session on stories15M with `rows` KV rows (below the Engine API). */
-export async function modelSession(rows: number, topK = 8) {
+/**
+ * A bare runtime Session with `rows` KV rows (below the Engine API), on stories15M or on the
+ * model at `path` (a test fixture: folder or file).
+ */
+export async function modelSession(rows: number, topK = 8, path?: string) {
   const { create } = await import('webgpu');
   const { acquireGpu } = await import('../../src/gpu/device.ts');
   const { BufferPool } = await import('../../src/gpu/buffers.ts');
   const { Kernels } = await import('../../src/gpu/kernels.ts');
   const { readLlama2c } = await import('../../src/model/formats/llama2c.ts');
+  const { openModel } = await import('../../src/model/load.ts');
+  const { modelFromPath } = await import('../../src/node/index.ts');
   const { bytesReader } = await import('../../src/model/readers.ts');
   const { uploadWeights } = await import('../../src/model/weights.ts');
   const { Session } = await import('../../src/runtime/session.ts');
   const ctx = await acquireGpu({ gpu: create([]) });
-  const model = await readLlama2c(bytesReader('stories15M.bin', readFileSync(bundledModel.model)));
-  const weights = await uploadWeights(ctx, model, { contextLength: model.config.trainedContext });
+  const model = path
+    ? (await openModel(await modelFromPath(path))).files
+    : await readLlama2c(bytesReader('stories15M.bin', readFileSync(bundledModel.model)));
+  const weights = await uploadWeights(ctx, model, { contextLength: Math.min(model.config.trainedContext, 1024) });
   const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows, topK });
   return { ctx, session, destroy: () => { session.dispose(); weights.destroy(); ctx.device.destroy(); } };
 }
