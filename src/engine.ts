@@ -21,6 +21,7 @@ import type { ModelFiles, ModelFormat, TensorType } from './model/tensors.ts';
 import { type MatrixFormat, type WeightsOption, checkWeightsOption } from './model/weight-types.ts';
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
+import { type Eviction, type MemoryOptions, type MemoryPolicy, type MemorySizes, RowMemory, memorySizes, surprisal } from './runtime/memory.ts';
 import { Session } from './runtime/session.ts';
 import type { AttentionStats, StepStats } from './runtime/stats.ts';
 import { buildTokenizer } from './tokenizer/load.ts';
@@ -172,6 +173,14 @@ export interface GenerateOptions extends Omit<SamplerOptions, 'vocabSize'>, Deco
    * (SRGen) always start fresh.
    */
   reuse?: boolean;
+  /**
+   * What to do when the conversation outgrows the context (default policy 'none': a prompt that
+   * does not fit is a ContextOverflowError, a generation that fills it ends with 'context').
+   * 'sirllm' keeps the attention sinks, the recent positions and the tokens of highest decayed
+   * self-information and evicts the rest (re-positioning the kept ones); 'window' keeps sinks and
+   * recent positions only. Each generate() is a turn; the memory carries over to the next one.
+   */
+  memory?: MemoryOptions;
   signal?: AbortSignal;
 }
 
@@ -223,8 +232,22 @@ export interface GenerationTiming {
   decodeTokPerSec: number;
   /** Bytes mapped back from the GPU per decode step. */
   readbackBytesPerStep: number;
-  /** Leading prompt tokens whose KV rows were kept from the previous generation (GenerateOptions.reuse). */
+  /**
+   * Leading prompt tokens not fed again (GenerateOptions.reuse): their KV rows were kept from the
+   * previous generation (with a memory policy: kept or evicted in an earlier turn).
+   */
   reusedTokens: number;
+}
+
+/** What a memory policy did in one generation (GenerationResult.memory). */
+export interface MemoryReport {
+  policy: MemoryPolicy;
+  /** Each eviction: logical index it happened at, positions kept and evicted. */
+  evictions: Eviction[];
+  /** Indices into `tokens` of the tokens row 0 holds at the end (attention sinks, recent, kept by score). */
+  kept: number[];
+  /** Their scores (decayed −ln p, nats), same order. */
+  scores: number[];
 }
 
 export interface GenerationResult {
@@ -244,6 +267,8 @@ export interface GenerationResult {
   /** The decoder's totals (EAD: largeShare, costRatio, catchUpTokens); {} for the others. */
   summary: DecoderSummary;
   timing: GenerationTiming;
+  /** With a memory policy: what it kept and evicted. */
+  memory?: MemoryReport;
 }
 
 /** An in-progress generation: iterate it for steps; `result` settles when it ends. */
@@ -295,6 +320,8 @@ interface LoadedModel {
   small: { weights: GpuWeights; session: Session; parameterCount: number } | null;
   /** The load's maxBindingBytes (KV rows grown later stay within it). */
   maxBindingBytes?: number;
+  /** What row 0 holds of the conversation, once a generation with a memory policy ran. */
+  memory?: RowMemory;
 }
 
 /** Text or a conversation to generate from. */
@@ -651,7 +678,7 @@ export class Engine {
 
   private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
     prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
-    attention: boolean; reuse: boolean;
+    attention: boolean; reuse: boolean; memory: MemorySizes;
   } {
     const text = this.promptText(model, prompt, o);
     const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
@@ -665,10 +692,14 @@ export class Engine {
       decoder.attach?.({ small: new SessionRuntime(model.small.session) });
     }
     const context = model.session.context;
+    const memory = memorySizes(o.memory, context);
+    if (memory.policy !== 'none' && (decoder.start || requires.hiddenStates || requires.smallModel)) {
+      throw new InvalidArgumentError(`memory policy ${memory.policy} needs a decoder over one model's row 0 (not ${decoder.name})`);
+    }
     // A chat rendering carries its special tokens as text; a plain prompt gets the format's (BOS).
     const promptTokens = model.tokenizer.encode(text, { special: typeof prompt === 'string' && !o.chat });
     if (promptTokens.length === 0) throw new InvalidArgumentError('the prompt encodes to no tokens (and the model adds no BOS): give some text');
-    if (promptTokens.length > context) {
+    if (promptTokens.length > context && memory.policy === 'none') {
       throw new ContextOverflowError(`the prompt is ${promptTokens.length} tokens; the context holds ${context}`);
     }
     // KV rows the decoder declared (CNTP's trials), allocated when a generation first needs them.
@@ -676,7 +707,7 @@ export class Engine {
     checkBoolean('attention', o.attention);
     checkBoolean('reuse', o.reuse);
     const reuse = o.reuse !== false && !decoder.start && !requires.hiddenStates && !requires.smallModel;
-    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal, attention: o.attention === true, reuse };
+    return { prompt: text, promptTokens, maxTokens, decoder, requires, rows, signal: o.signal, attention: o.attention === true, reuse, memory };
   }
 
   /** The text to encode: the prompt, or the chat template's rendering of the conversation. */
@@ -766,17 +797,35 @@ export class Engine {
     // Readback of every session the decoder may use (EAD's small model too).
     const bytesRead = () => session.bytesRead + (model.small?.session.bytesRead ?? 0);
     const bytesBefore = bytesRead();
-    const reused = this.keepCommonPrefix(session, plan.reuse ? tokens : []);
+    // With a memory policy, row 0 is a window onto the conversation (RowMemory); without one,
+    // position p of row 0 holds tokens[p].
+    const memory = plan.memory.policy === 'none' ? null : (model.memory ??= new RowMemory(session, plan.memory));
+    if (!memory) model.memory = undefined;
+    const reserve = () => Math.min(plan.maxTokens - steps.length, Math.floor(seqLen / 4));
+    const statsTemperature = (pos: number) => decoder.sampling(pos).statsTemperature ?? 1;
 
     checkAbort(plan.signal);
-    let stats = decoder.start
-      ? await decoder.start(runtime, tokens)
-      : await runtime.feed(tokens.slice(reused), decoder.sampling(tokens.length - 1));
+    let reused: number;
+    let stats: StepStats;
+    if (memory) {
+      // Tokens before `from` are in row 0 or were evicted in an earlier turn: not fed again.
+      reused = memory.begin(tokens, plan.memory, plan.reuse);
+      const from = reused;
+      stats = await memory.prefill(tokens, from, decoder.sampling(tokens.length - 1), reserve());
+    } else {
+      reused = this.keepCommonPrefix(session, plan.reuse ? tokens : []);
+      stats = decoder.start
+        ? await decoder.start(runtime, tokens)
+        : await runtime.feed(tokens.slice(reused), decoder.sampling(tokens.length - 1));
+    }
+    /** Logical tokens fed to row 0 (in it, or evicted by the memory). */
+    const fed = () => (memory ? memory.next : runtime.length(0));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
     let finish: FinishReason | null = null;
     while (finish === null) {
-      const pos = tokens.length - 1;
+      // pos: row 0's position of the last token fed (its logits are `stats`); its index in tokens is tokens.length − 1.
+      const pos = runtime.length(0) - 1;
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
@@ -792,13 +841,14 @@ export class Engine {
         }
         const at = tokens.length - 1;
         tokens.push(next);
+        memory?.score(at + 1, surprisal(emission.stats[i], next, statsTemperature(pos + i)));
         const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(next), emission.stats[i]);
         if (emission.models) step.model = emission.models[i];
         if (emission.gauges) step.gauge = emission.gauges[i];
         if (i === 0 && emission.event) step.event = events.at(-1);
         steps.push(step);
         yield step;
-        if (at + 1 >= seqLen) finish = 'context';
+        if (!memory && at + 1 >= seqLen) finish = 'context';
         else if (steps.length >= plan.maxTokens) finish = 'max_tokens';
         if (finish) break;
       }
@@ -808,12 +858,21 @@ export class Engine {
           stats = emission.next;
         } else {
           // Row 0 holds every token but the last (a decoder may have fed some, e.g. a CNTP trial).
-          if (runtime.length(0) > tokens.length - 1) runtime.rollback(0, tokens.length - 1);
-          stats = await runtime.feed(tokens.slice(runtime.length(0)), decoder.sampling(tokens.length - 1));
+          memory?.sync(tokens);
+          const extra = fed() - (tokens.length - 1);
+          if (extra > 0) {
+            runtime.rollback(0, runtime.length(0) - extra);
+            memory?.sync(tokens);
+          }
+          const ids = tokens.slice(fed());
+          await memory?.makeRoom(ids.length + reserve());
+          stats = await runtime.feed(ids, decoder.sampling(runtime.length(0) + ids.length - 1));
+          memory?.sync(tokens);
         }
       }
       decodeMs += performance.now() - ts;
     }
+    memory?.sync(tokens);
     // Forwards after prefill along the kept sequence: one per token after the first (a CNTP
     // trial's tokens each count), plus the one that produced a final BOS or EOS.
     const ended = finish === 'bos' || finish === 'eos';
@@ -840,6 +899,7 @@ export class Engine {
         decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
         readbackBytesPerStep: (bytesRead() - bytesBefore) / (1 + decodeSteps),
       },
+      ...(memory ? { memory: { policy: plan.memory.policy, evictions: [...memory.evictions], kept: [...memory.held], scores: [...memory.scores] } } : {}),
     };
   }
 

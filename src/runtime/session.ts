@@ -275,15 +275,16 @@ export class Session {
 
   /**
    * Teacher forcing: runs `tokens` of one row (positions from the row's length on) and returns
-   * the stats of every position, in chunks of maxStatsRows launches of the LM head.
+   * the stats of every position, in chunks of maxStatsRows launches of the LM head. Each record's
+   * nextLogit is the following token's logit; the last one's is `next`'s, when given.
    */
-  async score(row: number, ids: readonly number[], sampling: SamplingParams = GREEDY): Promise<StepStats[]> {
+  async score(row: number, ids: readonly number[], sampling: SamplingParams = GREEDY, next: number = NO_TOKEN): Promise<StepStats[]> {
     const tokens = ids.map((id, i) => ({ id, pos: this.kv.lengths[row] + i, row }));
     this.checkTokens(tokens);
     const out: StepStats[] = [];
     for (let i = 0; i < tokens.length; i += this.maxStepTokens) {
       const chunk = tokens.slice(i, i + this.maxStepTokens);
-      this.writeTokens(chunk);
+      this.writeTokens(chunk, tokens[i + this.maxStepTokens]?.id ?? next);
       const body = this.bodyFor(chunk.length);
       for (let s = 0; s < chunk.length; s += this.maxStatsRows) {
         const count = Math.min(this.maxStatsRows, chunk.length - s);
@@ -366,10 +367,11 @@ export class Session {
     }
   }
 
-  private writeTokens(tokens: readonly TokenInput[]): void {
+  /** Writes the token slots; `last` is the id that follows the last token, if known. */
+  private writeTokens(tokens: readonly TokenInput[], last = NO_TOKEN): void {
     tokens.forEach((t, i) => {
       const n = tokens[i + 1];
-      const next = n && n.row === t.row && n.pos === t.pos + 1 ? n.id : NO_TOKEN;
+      const next = !n ? last : n.row === t.row && n.pos === t.pos + 1 ? n.id : NO_TOKEN;
       this.tokenSlots.set([t.id, t.pos, t.row, next], 4 * i);
     });
     this.ctx.device.queue.writeBuffer(this.buffers.tokens, 0, this.tokenSlots.buffer, 0, tokens.length * TOKEN_SLOT_BYTES);
