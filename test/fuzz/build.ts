@@ -359,11 +359,15 @@ export interface GgufModelShape {
   vocab: number;
   arch: 'llama' | 'qwen2' | 'qwen3';
   tokenizer: 'llama' | 'gpt2';
+  /** The trained context it declares (default 64). */
+  context: number;
+  /** Every tensor in this type (default: a seeded mix of all we read, whose values may overflow). */
+  dtype?: GgmlName;
 }
 
 /** A GGUF spec of a tiny model with every tensor type we read, and a SentencePiece or GPT-2 vocabulary. */
 export function ggufModelSpec(rng: Rng, shape: Partial<GgufModelShape> = {}): GgufSpec {
-  const s: GgufModelShape = { dim: 32, hidden: 256, layers: 1, heads: 2, kvHeads: 1, vocab: 300, arch: 'llama', tokenizer: 'llama', ...shape };
+  const s: GgufModelShape = { dim: 32, hidden: 256, layers: 1, heads: 2, kvHeads: 1, vocab: 300, arch: 'llama', tokenizer: 'llama', context: 64, ...shape };
   const headDim = s.dim / s.heads;
   const kvDim = headDim * s.kvHeads;
   const a = s.arch;
@@ -371,7 +375,7 @@ export function ggufModelSpec(rng: Rng, shape: Partial<GgufModelShape> = {}): Gg
     ['general.architecture', { type: GT.STRING, value: a }],
     ['general.name', { type: GT.STRING, value: 'fuzz' }],
     ['general.alignment', { type: GT.U32, value: 32 }],
-    [`${a}.context_length`, { type: GT.U32, value: 64 }],
+    [`${a}.context_length`, { type: GT.U32, value: s.context }],
     [`${a}.embedding_length`, { type: GT.U32, value: s.dim }],
     [`${a}.block_count`, { type: GT.U32, value: s.layers }],
     [`${a}.feed_forward_length`, { type: GT.U32, value: s.hidden }],
@@ -410,7 +414,8 @@ export function ggufModelSpec(rng: Rng, shape: Partial<GgufModelShape> = {}): Gg
   kvs.push(['tokenizer.chat_template', { type: GT.STRING, value: CHAT_TEMPLATE }]);
 
   const tensors: GgufTensor[] = [];
-  const add = (name: string, ne: number[], type: GgmlName) => {
+  const add = (name: string, ne: number[], mixed: GgmlName) => {
+    const type = s.dtype ?? mixed;
     tensors.push({ name, ne, type: GGML[type].id, data: tensorData(rng, type, ne.reduce((x, y) => x * y, 1)) });
   };
   const matrix = (): GgmlName => pick(rng, ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1']);

@@ -1,5 +1,6 @@
-// The CLI end to end, as a user runs it: `forkwise generate … --json` on the bundled model and
-// on every model fixture (test/fixtures: HF folders and GGUF files).
+// The CLI end to end, as a user runs it: `forkwise generate … --json` on the bundled model, on an
+// HF folder and on a GGUF file (test/model/fixtures.test.ts loads every fixture through the same
+// modelFromPath the CLI uses), and its exit code 2 on bad options.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,14 @@ import { MODEL_FIXTURES, fixtureGoldens, fixturePath } from '../support/fixtures
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'forkwise.mjs');
 const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
+
+/** Runs `f` on every item, two at a time (each run is a process of its own). */
+async function twoAtATime<T>(items: readonly T[], f: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  await Promise.all([0, 1].map(async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await f(item);
+  }));
+}
 
 /** The CLI without blocking the event loop, so that two runs can overlap. */
 function cliAsync(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -49,7 +58,7 @@ test('generate --json prints the golden greedy tokens with per-step statistics',
   assert.ok(out.timing.decodeTokPerSec > 0);
 });
 
-test('--model: every fixture (HF folders, GGUF files) gives its golden tokens and describes the model', async () => {
+test('--model: an HF folder and a GGUF file give their golden tokens and describe the model', async () => {
   const N = 3;
   const run = async (f: (typeof MODEL_FIXTURES)[number]) => {
     const g = fixtureGoldens(f.golden)[0];
@@ -63,11 +72,8 @@ test('--model: every fixture (HF folders, GGUF files) gives its golden tokens an
     assert.match(out.model.architecture, /^(llama|qwen2|qwen3)$/, `${f.name}: architecture`);
     assert.ok(out.model.parameters > 0 && out.model.gpu_bytes > 0 && out.model.context > 0, `${f.name}: ${JSON.stringify(out.model)}`);
   };
-  // Two at a time: each run is a process start plus a load of several seconds.
-  const queue = [...MODEL_FIXTURES];
-  await Promise.all([0, 1].map(async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) await run(f);
-  }));
+  // tiny-qwen2: two safetensors shards + index, F16, qwen2; tiny-kquant: GGUF Q4_K_M, llama
+  await twoAtATime(MODEL_FIXTURES.filter((f) => f.name === 'tiny-qwen2' || f.name === 'tiny-kquant Q4_K_M'), run);
 });
 
 test('--decoder ead --tau -inf: a negative infinite number is a value; the large model decodes throughout', async () => {
@@ -93,8 +99,8 @@ test('--decoder ead --tau -inf: a negative infinite number is a value; the large
   assert.ok(c.text.startsWith('user\nWhat is 2+2?'), JSON.stringify(c.text));
 });
 
-test('bad options fail fast with exit code 2 and a clear message', () => {
-  for (const [args, pattern] of [
+test('bad options fail fast with exit code 2 and a clear message', async () => {
+  const cases: [readonly string[], RegExp][] = [
     [['--temperature=-1', '--decoder', 'sample'], /temperature must be a finite number in \[0, 100\], got -1/],
     [['--max-tokens', 'NaN'], /--max-tokens must be a number/],
     [['--max-tokens', '0'], /maxTokens must be an integer/],
@@ -111,10 +117,11 @@ test('bad options fail fast with exit code 2 and a clear message', () => {
     [['--model', fixturePath('reference')], /no config.json/],
     [['--model', fixturePath('README.md')], /not a GGUF file/],
     [['--chat', '--prompt', 'Hello'], /no chat template/],
-  ] as const) {
-    const r = cli('generate', ...args);
+  ];
+  await twoAtATime(cases, async ([args, pattern]) => {
+    const r = await cliAsync('generate', ...args);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^forkwise: /m, args.join(' '));
     assert.match(r.stderr, pattern);
-  }
+  });
 });

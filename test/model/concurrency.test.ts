@@ -237,15 +237,15 @@ describe('one lock, FIFO: every pair of calls ends in its documented state', () 
   test('abort during decode', () => abortGeneration('decode', {}, 1, ref.A));
   test("abort during SRGen's reflection", async () => {
     await useA();
-    // θ at 0: a reflection at every monitored token
-    const srgen: GenerateOptions = { decoder: 'srgen', thetaMin: 0, theta0: 0, optSteps: 1 };
+    // θ at 0: a reflection at every monitored token; two tokens (the second reflects) are enough
+    const srgen: GenerateOptions = { decoder: 'srgen', thetaMin: 0, theta0: 0, optSteps: 1, maxTokens: 2 };
     const r = await greedy(PA, srgen).complete();
     assert.ok(r.events.length > 0, 'it reflects');
     await abortGeneration("SRGen's reflection", srgen, 0, r.tokens); // from the second token on, every step reflects
   });
   test("abort during CNTP's trials", async () => {
     await useA();
-    const cntp: GenerateOptions = { decoder: 'cntp', hLo: 0, hHi: 1e-3, maxTrials: 3 };
+    const cntp: GenerateOptions = { decoder: 'cntp', hLo: 0, hHi: 1e-3, maxTrials: 3, maxTokens: 2 };
     const r = await greedy(PA, cntp).complete();
     assert.ok(r.events.length > 0, 'it runs trials');
     // A trial's tokens come out together after one step: abort once the prefill is done, while the

@@ -1,9 +1,10 @@
-// `npm run soak` (scripts/soak.mjs): the memory test of test/model/memory.test.ts at length —
+// `npm run soak` (scripts/soak.mjs), Node part: the memory test of test/model/memory.test.ts at length —
 // 1,000 generations of mixed decoders (greedy, sample, cntp, ead, srgen in turn) over 200
 // load/unload cycles of the tiny model in one engine. Prints GPU bytes (engine.memory()) and the
 // JS heap after a forced GC at generations 1, 10, 100, 1000 (and every 100th); exits non-zero if
 // the GPU bytes after any cycle differ from the first cycle's, anything is left after dispose(),
 // or the heap grew by more than --heap-slack-mb (default 4) over its size at generation 100.
+// (test/soak/page.ts, the in-page part, runs after it: 200 load/unload cycles in one Chromium page.)
 //   --generations N (default 1000)  --cycles N (default 200)  --max-tokens N (default 4)
 import { parseArgs } from 'node:util';
 import type { DecoderName } from '../../src/engine.ts';
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     cycles: { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '4' },
     'heap-slack-mb': { type: 'string', default: '4' },
+    'page-heap-slack-mb': { type: 'string' }, // the in-page part's
   },
 });
 const GENERATIONS = Number(values.generations);
