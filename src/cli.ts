@@ -14,6 +14,7 @@ const USAGE = `usage: forkwise generate [options]   (or: forkwise serve --help, 
   --temperature T        sampling temperature (default 1, or the decoder's own below)
   --top-k K  --top-p P  --min-p P  --typical TAU  --top-h ALPHA  --repetition-penalty THETA
                          sampler stages, applied in that order after the penalty and temperature
+  --frequency-penalty F  --presence-penalty P   (OpenAI's additive penalties, [−2, 2])
   --seed N               RNG seed (default 0)
   --small-model PATH     EAD's small model (default: the bundled stories-student)
   --model PATH           a llama2.c checkpoint, a .gguf file, a Hugging Face folder (config.json,
@@ -133,6 +134,8 @@ export async function main(argv: string[]): Promise<number> {
       typical: { type: 'string' },
       'top-h': { type: 'string' },
       'repetition-penalty': { type: 'string' },
+      'frequency-penalty': { type: 'string' },
+      'presence-penalty': { type: 'string' },
       'small-model': { type: 'string' },
       model: { type: 'string', default: bundledModel.model },
       tokenizer: { type: 'string' },
@@ -155,6 +158,8 @@ export async function main(argv: string[]): Promise<number> {
     typical: numberOption('typical', values.typical),
     topH: values['top-h'] === undefined ? undefined : { alpha: numberOption('top-h', values['top-h']) },
     repetitionPenalty: numberOption('repetition-penalty', values['repetition-penalty']),
+    frequencyPenalty: numberOption('frequency-penalty', values['frequency-penalty']),
+    presencePenalty: numberOption('presence-penalty', values['presence-penalty']),
     ...decoderSection(values.decoder!, v),
     chat: values.chat,
   };

@@ -68,7 +68,7 @@ export interface ResolvedDecoder {
 }
 
 /** The sampler options every decoder shares (top-level in GenerateOptions). */
-export const SAMPLER_KEYS = ['temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'entropyTopK'] as const;
+export const SAMPLER_KEYS = ['temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'entropyTopK'] as const;
 
 /**
  * Validates `options` for their decoder (default 'greedy') and builds it: the decoder's section,

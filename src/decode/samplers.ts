@@ -340,6 +340,36 @@ export function applyRepetitionPenalty(d: Distribution, penalty: number, history
   return { ...d, ...sorted, tail, penalized: true };
 }
 
+/**
+ * OpenAI's additive penalties: a token seen c > 0 times in `history` has its logit lowered by
+ * c·frequency + presence (negative values raise it). Exact on the candidates; a penalised tail
+ * token makes the tail sums unknown, and a raised one may pass the bound (in any id order).
+ */
+export function applyAdditivePenalties(d: Distribution, frequency: number, presence: number, history: readonly number[]): Distribution {
+  checkDistribution(d);
+  checkNumber('frequencyPenalty', frequency, -MAX_ADDITIVE_PENALTY, MAX_ADDITIVE_PENALTY);
+  checkNumber('presencePenalty', presence, -MAX_ADDITIVE_PENALTY, MAX_ADDITIVE_PENALTY);
+  checkHistory(history);
+  if ((frequency === 0 && presence === 0) || history.length === 0) return d;
+  const counts = new Map<number, number>();
+  for (const id of history) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const cut = (id: number) => {
+    const c = counts.get(id) ?? 0;
+    return c === 0 ? 0 : c * frequency + presence;
+  };
+  const sorted = sortedCandidates(d.ids, d.logits.map((s, i) => s - cut(d.ids[i])));
+  let tail = d.tail;
+  if (tail) {
+    const listed = new Set(d.ids);
+    const hidden = [...counts.keys()].filter((id) => !listed.has(id));
+    if (hidden.length > 0) {
+      const rise = Math.max(0, ...hidden.map((id) => -cut(id)));
+      tail = { bound: rise > 0 ? { logit: tail.bound.logit + rise, id: -1 } : tail.bound, sums: null };
+    }
+  }
+  return { ...d, ...sorted, tail, penalized: true };
+}
+
 /** Divides the scaled logits by T / d.temperature (so z/T exactly from a raw distribution). */
 export function applyTemperature(d: Distribution, temperature: number): Distribution {
   checkDistribution(d);
@@ -535,6 +565,8 @@ export const ENTROPY_TOP_K_DEFAULTS = { kMin: 1, kMax: 2000 } as const;
 export const MIN_TEMPERATURE = 1e-6;
 export const MIN_PENALTY = 0.01;
 export const MAX_PENALTY = 100;
+/** OpenAI's range for frequency and presence penalties: [−2, 2]. */
+export const MAX_ADDITIVE_PENALTY = 2;
 /** RNG index of the CPU's draw: no token id, so it is independent of the GPU's per-token noise. */
 export const CPU_DRAW_INDEX = MAX_U32;
 
@@ -553,6 +585,10 @@ export interface SamplerOptions {
   topH?: { alpha?: number; n?: number };
   /** HF repetition penalty θ in [0.01, 100]; 1 (default) = off. */
   repetitionPenalty?: number;
+  /** OpenAI's frequency penalty in [−2, 2]: logit − count·this for tokens of the text so far; 0 (default) = off. */
+  frequencyPenalty?: number;
+  /** OpenAI's presence penalty in [−2, 2]: logit − this for tokens of the text so far; 0 (default) = off. */
+  presencePenalty?: number;
   /**
    * Entropy top-k (PURE's rule): k from the raw entropy, before temperature; off unless given.
    * Defaults k_min 1, k_max 2000. The step's statistics are then at temperature 1.
@@ -570,11 +606,15 @@ export interface SamplerParams {
   readonly typical: number;
   readonly topH: { readonly alpha: number; readonly n: number } | null;
   readonly repetitionPenalty: number;
+  readonly frequencyPenalty: number;
+  readonly presencePenalty: number;
   readonly entropyTopK: { readonly kMin: number; readonly kMax: number } | null;
   readonly vocabSize: number | null;
 }
 
-const OPTION_KEYS = new Set(['temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'entropyTopK', 'vocabSize']);
+const OPTION_KEYS = new Set([
+  'temperature', 'topK', 'topP', 'minP', 'typical', 'topH', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'entropyTopK', 'vocabSize',
+]);
 
 /** Validates options (InvalidArgumentError naming the parameter) and fills the defaults. */
 export function samplerParams(options: SamplerOptions = {}): SamplerParams {
@@ -604,6 +644,8 @@ export function samplerParams(options: SamplerOptions = {}): SamplerParams {
       n: checkInteger('topH.n', topH.n ?? TOP_H_DEFAULTS.n, 1, MAX_COUNT),
     }),
     repetitionPenalty: checkNumber('repetitionPenalty', options.repetitionPenalty ?? 1, MIN_PENALTY, MAX_PENALTY),
+    frequencyPenalty: checkNumber('frequencyPenalty', options.frequencyPenalty ?? 0, -MAX_ADDITIVE_PENALTY, MAX_ADDITIVE_PENALTY),
+    presencePenalty: checkNumber('presencePenalty', options.presencePenalty ?? 0, -MAX_ADDITIVE_PENALTY, MAX_ADDITIVE_PENALTY),
     entropyTopK: etk === undefined ? null : Object.freeze({
       kMin, kMax: checkInteger('entropyTopK.kMax', etk.kMax ?? Math.max(kMin, ENTROPY_TOP_K_DEFAULTS.kMax), kMin, MAX_COUNT),
     }),
@@ -650,7 +692,7 @@ export function truncate(d: Distribution, p: SamplerParams): StageResult {
 }
 
 export interface WarpContext {
-  /** Tokens seen so far (prompt included, as HF), for the repetition penalty. */
+  /** Tokens seen so far (prompt included, as HF), for the repetition, frequency and presence penalties. */
   history?: readonly number[];
   /** Temperature of the step's stats; defaults to the sampler's (what sampling() asks for). */
   statsTemperature?: number;
@@ -672,7 +714,9 @@ export function warp(stats: StepStats, params: SamplerParams, context: WarpConte
   const statsTemperature = context.statsTemperature ?? statsTemperatureOf(params);
   const vocabSize = context.vocabSize === undefined ? params.vocabSize : checkInteger('vocabSize', context.vocabSize, 1, MAX_COUNT);
   const raw = fromStepStats(stats, { statsTemperature, vocabSize });
-  const penalized = applyRepetitionPenalty(raw, params.repetitionPenalty, checkHistory(context.history ?? []));
+  const history = checkHistory(context.history ?? []);
+  const penalized = applyAdditivePenalties(
+    applyRepetitionPenalty(raw, params.repetitionPenalty, history), params.frequencyPenalty, params.presencePenalty, history);
   if (params.temperature === 0) return greedy(penalized);
   let kept: StageResult = penalized;
   if (params.entropyTopK) kept = applyEntropyTopK(penalized, params.entropyTopK.kMin, params.entropyTopK.kMax);

@@ -64,6 +64,7 @@ const COMPLETION_KEYS = new Set([...COMMON, 'prompt', 'max_tokens', 'logprobs', 
 /** forkwise.* keys that are OpenAI parameters: given there, they say where they belong. */
 const RESERVED: Record<string, string> = {
   temperature: 'temperature', topP: 'top_p', seed: 'seed', maxTokens: 'max_tokens', signal: 'signal', chat: 'messages (chat completions)',
+  frequencyPenalty: 'frequency_penalty', presencePenalty: 'presence_penalty',
 };
 const SAMPLER_KEYS = ['topK', 'minP', 'typical', 'topH', 'repetitionPenalty', 'entropyTopK'];
 /** Flat decoder parameters generate() still accepts (the sections are the documented form). */
@@ -204,15 +205,8 @@ function commonPlan(p: Record<string, unknown>, n: number): Omit<RequestPlan, 'p
   const temperature = optionalNumber('temperature', p.temperature, 0, 2);
   const topP = optionalNumber('top_p', p.top_p, 0, 1);
   const seed = optionalNumber('seed', p.seed, 0, MAX_SEED - (n - 1), true) ?? 0;
-  for (const name of ['frequency_penalty', 'presence_penalty']) {
-    const v = optionalNumber(name, p[name], -2, 2);
-    if (v !== undefined && v !== 0) {
-      throw new InvalidParamError(
-        name, `${name} is not supported: OpenAI's additive penalties are not in forkwise's sampler (forkwise.repetitionPenalty is the multiplicative one)`,
-        'unsupported_parameter',
-      );
-    }
-  }
+  const frequencyPenalty = optionalNumber('frequency_penalty', p.frequency_penalty, -2, 2);
+  const presencePenalty = optionalNumber('presence_penalty', p.presence_penalty, -2, 2);
   if (present(p.logit_bias) && Object.keys(object('logit_bias', p.logit_bias)).length > 0) {
     throw new InvalidParamError('logit_bias', 'logit_bias is not supported', 'unsupported_parameter');
   }
@@ -229,6 +223,9 @@ function commonPlan(p: Record<string, unknown>, n: number): Omit<RequestPlan, 'p
   const options: GenerateOptions = { ...forkwise, decoder };
   if (temperature !== undefined && decoder !== 'greedy') options.temperature = temperature;
   if (topP !== undefined && decoder !== 'greedy') options.topP = topP;
+  // Over the text so far (prompt included), before temperature, for every decoder.
+  if (frequencyPenalty) options.frequencyPenalty = frequencyPenalty;
+  if (presencePenalty) options.presencePenalty = presencePenalty;
   let statsTemperature: number;
   try {
     const { decoder: built } = checkGenerateOptions({ ...options, seed });

@@ -54,9 +54,9 @@ interface CommonParams {
   stop?: string | string[] | null;
   /** Choices, 1..16, generated one after another with seeds seed, seed + 1, … */
   n?: number | null;
-  /** Only 0 (OpenAI's additive penalties are not in the sampler; forkwise.repetitionPenalty is multiplicative). */
+  /** [−2, 2]: each token's logit − count·this, counted over the text so far (prompt included); default 0. */
   frequency_penalty?: number | null;
-  /** Only 0 (see frequency_penalty). */
+  /** [−2, 2]: logit − this for every token of the text so far (prompt included); default 0. */
   presence_penalty?: number | null;
   /** Only empty. */
   logit_bias?: Record<string, number> | null;

@@ -62,6 +62,29 @@ describe('stories15M: the next turn reuses the KV prefix', () => {
   });
 });
 
+describe('stories15M: OpenAI\'s frequency and presence penalties', () => {
+  test('each greedy token is the argmax of logit − count·f − p over the text so far', async () => {
+    const prompt = 'The cat sat on the mat. The cat sat on the mat. The cat';
+    const plain = await engine.generate(prompt, { maxTokens: 24, reuse: false }).complete();
+    const r = await engine.generate(prompt, { maxTokens: 24, frequencyPenalty: 1.5, presencePenalty: 0.5, reuse: false }).complete();
+    assert.notDeepEqual(r.tokens, plain.tokens, 'the penalties change the text');
+    let checked = 0;
+    for (const step of r.steps) {
+      const history = r.tokens.slice(0, step.pos + 1);
+      const pen = (id: number, logit: number) => {
+        const c = history.filter((h) => h === id).length;
+        return logit - (c ? 1.5 * c + 0.5 : 0);
+      };
+      const best = step.topK.reduce((a, c) => (pen(c.id, c.logit) > pen(a.id, a.logit) ? c : a));
+      if (step.topK.some((c) => c.id === step.tokenId)) {
+        assert.equal(step.tokenId, best.id, `step ${step.index}: the penalised argmax`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= r.steps.length / 2, `checked ${checked} of ${r.steps.length} steps`);
+  });
+});
+
 describe('tiny-llama3: a chat keeps its KV rows across turns', () => {
   before(async () => {
     await engine.loadModel({ model: await modelFromPath(fixturePath('tiny-llama3')) });

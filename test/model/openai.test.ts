@@ -180,8 +180,8 @@ describe('OpenAIEngine on a scripted engine', () => {
     const engine = scripted(['a']);
     const ai = createOpenAI(engine, { topK: 5 });
     const cases: [Record<string, unknown>, string][] = [
-      [{ messages, frequency_penalty: 0.5 }, 'frequency_penalty'],
-      [{ messages, presence_penalty: -1 }, 'presence_penalty'],
+      [{ messages, frequency_penalty: 2.5 }, 'frequency_penalty'],
+      [{ messages, presence_penalty: -2.5 }, 'presence_penalty'],
       [{ messages, top_logprobs: 2 }, 'top_logprobs'],
       [{ messages, logprobs: true, top_logprobs: 6 }, 'top_logprobs'],
       [{ messages, logprobs: true, top_logprobs: 21 }, 'top_logprobs'],

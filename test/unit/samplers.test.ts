@@ -195,6 +195,26 @@ describe('stages on a hand-computed distribution (K = V = 6)', () => {
     assertKept(warpWith(S6, { ...V6, repetitionPenalty: 0.25, topK: 1 }, [3]), [3], 'θ 0.25');
     assertKept(warpWith(S6, { ...V6, repetitionPenalty: 1, topK: 1 }, [2]), [2], 'θ 1 is off');
   });
+
+  test('frequency and presence penalties (OpenAI): logit − count·f − p for tokens seen, before temperature', () => {
+    // history 2, 2, 1 with f 0.5, p 0.2: token 2 loses 1.2, token 1 loses 0.7 → order 4, 1, 2, 5, 0, 3.
+    const w = P6.map((p, id) => p * Math.exp(-(id === 2 ? 1.2 : id === 1 ? 0.7 : 0)));
+    const total = w.reduce((a, b) => a + b, 0);
+    const r = kept(warpWith(S6, { ...V6, frequencyPenalty: 0.5, presencePenalty: 0.2 }, [2, 2, 1]));
+    assert.deepEqual(r.ids, [4, 1, 2, 5, 0, 3]);
+    assertProbs(r.probs, r.ids.map((id) => w[id] / total), 'penalised softmax', 1e-12);
+    assertKept(warpWith(S6, { ...V6, frequencyPenalty: 0.5, presencePenalty: 0.2, temperature: 0 }, [2, 2, 1]), [4], 'greedy after the penalties');
+    // At temperature 2 the penalty applies to the raw logits first: p ∝ w^(1/2).
+    const half = kept(warpWith(S6, { ...V6, frequencyPenalty: 0.5, presencePenalty: 0.2, temperature: 2 }, [2, 2, 1]));
+    const w2 = w.map(Math.sqrt);
+    const total2 = w2.reduce((a, b) => a + b, 0);
+    assertProbs(half.probs, half.ids.map((id) => w2[id] / total2), 'penalty before temperature', 1e-12);
+    // Negative values favour seen tokens; 0 is off.
+    assertKept(warpWith(S6, { ...V6, presencePenalty: -1, topK: 1 }, [4]), [4], 'presence −1: 0.15·e = 0.408 > 0.4');
+    assertKept(warpWith(S6, { ...V6, frequencyPenalty: 0, presencePenalty: 0, topK: 1 }, [2]), [2], '0 is off');
+    assert.throws(() => samplerParams({ frequencyPenalty: 2.5 }), { code: 'invalid-argument' });
+    assert.throws(() => samplerParams({ presencePenalty: -3 }), { code: 'invalid-argument' });
+  });
 });
 
 describe('exactness with K < V candidates', () => {
@@ -283,6 +303,21 @@ describe('exactness with K < V candidates', () => {
     assertNeedsFull(out, 'sample', 'penalty without truncation');
     const plain = createSampler({ repetitionPenalty: 1.3 }).sample(S10, { seed: 1, row: 0, pos: 0, history: [] });
     assert.ok(!needsFullVocabulary(plain) && plain.source === 'gpu', 'empty history: nothing penalised');
+  });
+
+  test('frequency and presence penalties: exact on candidates; a seen tail token is handled as the repetition penalty', () => {
+    // f 1 on history [0]: token 0 (0.5) → 0.5/e = 0.184; order 1 (0.3), 0, 2.
+    const r = kept(warpWith(S10, { frequencyPenalty: 1, topK: 3 }, [0]));
+    assert.deepEqual(r.ids, [1, 0, 2]);
+    assertProbs(r.probs, [0.3, 0.5 / Math.E, 0.1].map((x, _, a) => x / (a[0] + a[1] + a[2])), 'renormalised', 1e-12);
+    assertNeedsFull(warpWith(S10, { frequencyPenalty: 1, topP: 0.85 }, [7]), 'top-p', 'tail token 7 seen');
+    assertKept(warpWith(S10, { frequencyPenalty: 1, topK: 3 }, [7]), [0, 1, 2], 'top-k needs no normaliser');
+    // A negative presence penalty lifts a seen tail token to at most ln 0.04 + 2 = −1.22: below
+    // ln 0.3 = −1.20, so the two leaders are known, not the third (ln 0.1 = −2.30).
+    assertKept(warpWith(S10, { presencePenalty: -2, topK: 2 }, [7]), [0, 1], 'presence −2, top-k 2');
+    assertNeedsFull(warpWith(S10, { presencePenalty: -2, topK: 3 }, [7]), 'top-k', 'presence −2, top-k 3');
+    const out = createSampler({ frequencyPenalty: 0.3 }).sample(S10, { seed: 1, row: 0, pos: 0, history: [1] });
+    assertNeedsFull(out, 'sample', 'a penalty without truncation: the GPU drew from the unpenalised logits');
   });
 
   test('stage functions compose on their own', () => {
