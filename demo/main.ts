@@ -12,7 +12,7 @@
 // whose workers lack WebGPU. `?hub=<url>` loads Hugging Face ids from another hub (a mirror).
 import {
   type ChatMessage, DECODER_SPECS, type DecoderName, type Engine, type GenerateOptions, type GenerationStep, type LoadModelOptions,
-  type ModelInfo, type ParamSpec, type Prompt, WebGPUUnavailableError, createEngine,
+  type MemoryPolicy, type ModelInfo, type ParamSpec, type Prompt, WebGPUUnavailableError, createEngine,
 } from '../src/index.ts';
 import { createWorkerEngine } from '../src/worker/client.ts';
 import { showEventDialog } from './event-dialog.ts';
@@ -48,6 +48,7 @@ const ui = {
   decoderParams: $('decoder-params'),
   seed: $<HTMLInputElement>('seed'),
   maxTokens: $<HTMLInputElement>('max-tokens'),
+  memory: $<HTMLSelectElement>('memory'),
   generate: $<HTMLButtonElement>('generate'),
   stop: $<HTMLButtonElement>('stop'),
   panelB: $('panel-b'),
@@ -128,6 +129,10 @@ function options(decoder: DecoderName): GenerateOptions {
     if (input) section[name] = Number(input.value);
   }
   if (Object.keys(section).length) Object.assign(o, { [spec.key]: section });
+  // Memory policies run on one model's row 0: not for EAD (two models) or SRGen (per-position state).
+  const policy = ui.memory.value as MemoryPolicy;
+  const req = spec.requires(Object.fromEntries(Object.entries(spec.params as Record<string, ParamSpec>).map(([k, p]) => [k, p.default])) as never);
+  if (policy !== 'none' && !req.smallModel && !req.hiddenStates) o.memory = { policy };
   return o;
 }
 

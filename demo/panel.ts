@@ -54,6 +54,8 @@ export class OutputPanel {
   private tally: Tally = { tokens: 0, branches: 0, reflections: 0, large: 0, started: 0 };
   /** The generated text shown so far (the tokens' texts). */
   private shown = '';
+  /** The memory indicator (showMemory), made on first use. */
+  private memoryView: HTMLDetailsElement | null = null;
 
   constructor(
     readonly output: HTMLElement,
@@ -109,6 +111,29 @@ export class OutputPanel {
     this.stats.textContent = `${r.steps.length} tokens · finish: ${r.finish} · decode ${r.timing.decodeTokPerSec.toFixed(1)} tok/s · ` +
       `prefill ${r.timing.prefillTokPerSec.toFixed(1)} tok/s · first token ${r.timing.ttftMs.toFixed(0)} ms · ` +
       `${r.timing.readbackBytesPerStep.toFixed(0)} B read back per step · ${branches} branches${share} · ${reflections} reflections`;
+    this.showMemory(r);
+  }
+
+  /**
+   * The memory indicator, once a policy has evicted: how much of the conversation the model still
+   * sees, and (opened) those tokens' text.
+   */
+  private showMemory(r: GenerationResult): void {
+    const m = r.memory;
+    this.memoryView ??= (() => {
+      const details = document.createElement('details');
+      details.className = 'memory muted';
+      details.append(document.createElement('summary'), document.createElement('p'));
+      this.stats.after(details);
+      return details;
+    })();
+    const evicted = m ? r.tokens.length - 1 - m.kept.length : 0;
+    this.memoryView.hidden = !m || evicted <= 0;
+    if (!m || evicted <= 0) return;
+    const [summary, kept] = [this.memoryView.children[0], this.memoryView.children[1]] as HTMLElement[];
+    summary.textContent = `memory (${m.policy}): the model sees ${m.kept.length} of ${r.tokens.length - 1} tokens; ` +
+      `${m.evictions.length ? `${m.evictions.reduce((a, e) => a + e.evicted, 0)} evicted in this turn` : 'none evicted in this turn'}`;
+    kept.textContent = m.keptText;
   }
 
   stopped(): void {

@@ -248,6 +248,8 @@ export interface MemoryReport {
   kept: number[];
   /** Their scores (decayed −ln p, nats), same order. */
   scores: number[];
+  /** The text of the kept tokens, in order (what the model still sees of the conversation). */
+  keptText: string;
 }
 
 export interface GenerationResult {
@@ -824,8 +826,9 @@ export class Engine {
     let decodeMs = 0;
     let finish: FinishReason | null = null;
     while (finish === null) {
-      // pos: row 0's position of the last token fed (its logits are `stats`); its index in tokens is tokens.length − 1.
-      const pos = runtime.length(0) - 1;
+      // pos: the position of the last token (its logits are `stats`), tokens.length − 1 unless a
+      // memory has evicted: then row 0's (a decoder with its own models, EAD, may not feed row 0).
+      const pos = memory ? runtime.length(0) - 1 : tokens.length - 1;
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
@@ -899,7 +902,12 @@ export class Engine {
         decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
         readbackBytesPerStep: (bytesRead() - bytesBefore) / (1 + decodeSteps),
       },
-      ...(memory ? { memory: { policy: plan.memory.policy, evictions: [...memory.evictions], kept: [...memory.held], scores: [...memory.scores] } } : {}),
+      ...(memory ? {
+        memory: {
+          policy: plan.memory.policy, evictions: [...memory.evictions], kept: [...memory.held], scores: [...memory.scores],
+          keptText: tokenizer.decode(memory.held.map((i) => tokens[i])),
+        },
+      } : {}),
     };
   }
 

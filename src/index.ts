@@ -2,9 +2,10 @@
 export {
   Engine, Generation, createEngine,
   type DecoderName, type FinishReason, type GenerateOptions, type GenerationResult, type GenerationStep,
-  type GenerationTiming, type LoadModelOptions, type LoadPhase, type LoadProgress, type ModelInfo, type Prompt,
+  type GenerationTiming, type LoadModelOptions, type LoadPhase, type LoadProgress, type MemoryReport, type ModelInfo, type Prompt,
   type TopCandidate,
 } from './engine.ts';
+export type { Eviction, MemoryOptions, MemoryPolicy } from './runtime/memory.ts';
 export {
   AbortedError, ContextOverflowError, DeviceLostError, ForkwiseError, GpuAllocationError, InvalidArgumentError,
   ModelFetchError, ModelFormatError, TokenizerFormatError, WebGPUUnavailableError, type ForkwiseErrorCode,

@@ -174,6 +174,20 @@ describe('demo page', () => {
     assert.deepEqual(session.errors.filter((e) => !/favicon|requestfailed: GET .*\/models\/.*: net::ERR_ABORTED$/.test(e)), []);
   });
 
+  test('memory: a prompt past the context runs under SirLLM, and the indicator shows what is kept', async () => {
+    await page.selectOption('#memory', 'sirllm');
+    const prompt = `A wizard named Zorblax hid a key.${' The cat sat on the mat.'.repeat(40)}`;
+    await generate(page, { prompt, 'max-tokens': '4', 'top-p': '1' });
+    assert.equal(await page.isHidden('#error'), true, await page.textContent('#error') ?? '');
+    const summary = await page.textContent('#panel-a details.memory summary') ?? '';
+    const m = /the model sees (\d+) of (\d+) tokens; (\d+) evicted/.exec(summary);
+    assert.ok(m, `memory indicator: ${JSON.stringify(summary)}; stats: ${await page.textContent("#stats")}`);
+    assert.ok(Number(m[1]) <= 256 && Number(m[2]) > 256 && Number(m[3]) > 0, summary);
+    await page.click('#panel-a details.memory summary');
+    assert.match(await page.textContent('#panel-a details.memory p') ?? '', /Zorblax/, 'the surprising name is kept');
+    await page.selectOption('#memory', 'none');
+  });
+
   test('a reload reads the weights from browser storage: no model request goes out', async () => {
     const requests: string[] = [];
     page.on('request', (r) => {
