@@ -23,6 +23,7 @@ import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { type Eviction, type MemoryOptions, type MemoryPolicy, type MemorySizes, RowMemory, memorySizes, surprisal } from './runtime/memory.ts';
 import { Session } from './runtime/session.ts';
+import { type BatchItem, RowView, batchable, demultiplex, sharedSampling } from './batch.ts';
 import type { AttentionStats, StepStats } from './runtime/stats.ts';
 import { buildTokenizer } from './tokenizer/load.ts';
 import type { ChatMessage, TextTokenizer } from './tokenizer/types.ts';
@@ -648,10 +649,34 @@ export class Engine {
     if (this.ctx.lost && !this.options.autoRecover) throw this.ctx.lostError();
     // With the model in place, plan now (errors before work); while a load or a recovery is
     // pending, check what needs no model now and plan at the generation's turn.
-    if (model && this.pendingLoads === 0 && !this.ctx.lost) return new Generation(this.run(prompt, o, { model, plan: this.plan(model, prompt, o) }));
+    const loop = (m: LoadedModel, p: Plan) => this.decodeLoop(m, p);
+    if (model && this.pendingLoads === 0 && !this.ctx.lost) return new Generation(this.run(prompt, o, { model, plan: this.plan(model, prompt, o) }, loop));
     if (!model && this.pendingLoads === 0 && !this.ctx.lost) throw new InvalidArgumentError('no model is loaded: call loadModel() first');
     checkGenerateOptions(o);
-    return new Generation(this.run(prompt, o, null));
+    return new Generation(this.run(prompt, o, null, loop));
+  }
+
+  /**
+   * `n` sequences from one prompt in n KV rows, stepped together (one forward pass per token for
+   * all of them): OpenAI's `n`. Row i's draws are keyed by (seed, row i, position), so the first
+   * equals generate(prompt, options) and each other one is its own seeded stream. For decoders
+   * over one row (greedy, sample, typical, top-H, entropy top-k, adaptive temperature, entropix);
+   * CNTP, EAD and SRGen, which use rows or models of their own, run one generate() per choice.
+   * Closing one Generation early (break, return) stops its row; the others go on.
+   */
+  generateBatch(prompt: Prompt, options: GenerateOptions, n: number): Generation[] {
+    const o = checkGenerateCall(options);
+    checkInteger('n', n, 1, MAX_BATCH_ROWS);
+    const model = this.loaded;
+    if (this.ctx.lost && !this.options.autoRecover) throw this.ctx.lostError();
+    if (!model && this.pendingLoads === 0 && !this.ctx.lost) throw new InvalidArgumentError('no model is loaded: call loadModel() first');
+    const ready = model && this.pendingLoads === 0 && !this.ctx.lost;
+    const planned = ready ? { model, plan: this.plan(model, prompt, o) } : null;
+    if (planned) checkBatch(planned.plan, n);
+    else checkGenerateOptions(o);
+    const active = new Array<boolean>(n).fill(true);
+    const source = this.run(prompt, o, planned, (m, p) => this.batchLoop(m, p, o, n, active));
+    return demultiplex(source, n, active).map((rows) => new Generation(rows));
   }
 
   /**
@@ -678,17 +703,9 @@ export class Engine {
     });
   }
 
-  private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): {
-    prompt: string; promptTokens: number[]; maxTokens: number; decoder: Decoder; requires: Requirements; rows: number; signal?: AbortSignal;
-    attention: boolean; reuse: boolean; memory: MemorySizes;
-  } {
+  private plan(model: LoadedModel, prompt: Prompt, o: GenerateOptions): Plan {
     const text = this.promptText(model, prompt, o);
-    const { maxTokens, decoder, requires } = checkGenerateOptions(o, {
-      vocabSize: model.info.config.vocabSize,
-      tokenizer: model.tokenizer,
-      parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
-      eosIds: model.info.config.eosIds,
-    });
+    const { maxTokens, decoder, requires } = checkGenerateOptions(o, decoderContext(model));
     if (requires.smallModel) {
       if (!model.small) throw new InvalidArgumentError(`decoder ${decoder.name} needs a small model: pass smallModel to loadModel()`);
       decoder.attach?.({ small: new SessionRuntime(model.small.session) });
@@ -736,9 +753,10 @@ export class Engine {
     return model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   }
 
-  private async *run(
-    prompt: Prompt, o: GenerateOptions, planned: { model: LoadedModel; plan: ReturnType<Engine['plan']> } | null,
-  ): AsyncGenerator<GenerationStep, GenerationResult> {
+  private async *run<Y, R>(
+    prompt: Prompt, o: GenerateOptions, planned: { model: LoadedModel; plan: Plan } | null,
+    loop: (model: LoadedModel, plan: Plan) => AsyncGenerator<Y, R>,
+  ): AsyncGenerator<Y, R> {
     // Take the engine for the whole generation; release it once the GPU work has ended however
     // the generator ends (an abort or dispose() rejects at once, the lock waits for the step in
     // flight; a lost device has nothing left to wait for).
@@ -754,7 +772,7 @@ export class Engine {
     };
     await turn;
     const ctx = this.ctx;
-    let inner: AsyncGenerator<GenerationStep, GenerationResult> | null = null;
+    let inner: AsyncGenerator<Y, R> | null = null;
     const stop = interruption(link.signal, ctx);
     try {
       checkAbort(link.signal);
@@ -762,7 +780,7 @@ export class Engine {
       const model = this.require();
       const plan = planned?.model === model ? planned.plan : this.plan(model, prompt, o);
       plan.signal = link.signal;
-      inner = this.decodeLoop(model, plan);
+      inner = loop(model, plan);
       for (;;) {
         const step = inner.next();
         step.catch(() => {}); // an interruption may win the race; the step's end is awaited below
@@ -780,7 +798,7 @@ export class Engine {
     }
   }
 
-  private async *decodeLoop(model: LoadedModel, plan: ReturnType<Engine['plan']>): AsyncGenerator<GenerationStep, GenerationResult> {
+  private async *decodeLoop(model: LoadedModel, plan: Plan): AsyncGenerator<GenerationStep, GenerationResult> {
     const { session, tokenizer } = model;
     const { decoder } = plan;
     const seqLen = session.context;
@@ -911,6 +929,89 @@ export class Engine {
     };
   }
 
+  /** generateBatch's loop: every live row's decoder draws, then one step feeds all their tokens. */
+  private async *batchLoop(
+    model: LoadedModel, plan: Plan, o: GenerateOptions, n: number, active: boolean[],
+  ): AsyncGenerator<BatchItem<GenerationStep, GenerationResult>, void> {
+    checkBatch(plan, n);
+    const { session, tokenizer } = model;
+    const seqLen = session.context;
+    if (n > session.kv.rows) checkFits(this.ctx, model.info.config, seqLen, n, model.maxBindingBytes);
+    await session.ensureRows(n);
+    await session.setAttentionStats(plan.requires.attention || plan.attention ? undefined : null);
+    const runtime = new SessionRuntime(session);
+    const decoders = [plan.decoder, ...Array.from({ length: n - 1 }, () => checkGenerateOptions(o, decoderContext(model)).decoder)];
+    const prompt = plan.promptTokens;
+    const eos = new Set(model.info.config.eosIds.concat(tokenizer.eosIds));
+    const promptText = tokenizer.decode(prompt);
+    const rows = Array.from({ length: n }, () => ({
+      tokens: [...prompt], steps: [] as GenerationStep[], events: [] as DecoderEvent[], text: tokenizer.stream(prompt), finish: null as FinishReason | null,
+    }));
+    const t0 = performance.now();
+    const bytesBefore = session.bytesRead;
+    session.reset();
+    checkAbort(plan.signal);
+    // The prompt but its last token once, copied into every row; the last token on every row, so
+    // each row's statistics carry its own GPU draw.
+    if (prompt.length > 1) await runtime.feed(prompt.slice(0, -1), sharedSampling(decoders, prompt.length - 2));
+    runtime.fork(0, Array.from({ length: n - 1 }, (_, i) => i + 1));
+    const first = await runtime.step(rows.map((_, r) => ({ id: prompt.at(-1)!, row: r })), sharedSampling(decoders, prompt.length - 1));
+    const stats = new Map(first.map((s, r) => [r, s]));
+    const prefillMs = performance.now() - t0;
+    let decodeMs = 0;
+    const result = (r: number): GenerationResult => {
+      const row = rows[r];
+      const decodeTokens = Math.max(0, row.steps.length - 1) + (row.finish === 'eos' || row.finish === 'bos' ? 1 : 0);
+      const completion = row.steps.map((st) => st.text).join('') + row.text.flush();
+      return {
+        prompt: plan.prompt, tokens: row.tokens, promptTokenCount: prompt.length, text: promptText + completion, completion,
+        finish: row.finish ?? 'max_tokens', steps: row.steps, events: row.events,
+        summary: (decoders[r].summary?.() ?? { decoder: decoders[r].name }) as DecoderSummary,
+        timing: {
+          ttftMs: row.steps.length ? prefillMs : 0, prefillMs, prefillTokens: prompt.length, reusedTokens: 0, decodeMs, decodeTokens,
+          prefillTokPerSec: prompt.length / (prefillMs / 1000), decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (decodeMs / 1000) : 0,
+          readbackBytesPerStep: (session.bytesRead - bytesBefore) / n / (1 + decodeTokens),
+        },
+      };
+    };
+    const live = () => rows.map((_, r) => r).filter((r) => rows[r].finish === null && active[r]);
+    while (live().length > 0) {
+      const ts = performance.now();
+      const feeds: { id: number; row: number }[] = [];
+      for (const r of live()) {
+        const row = rows[r];
+        const pos = row.tokens.length - 1;
+        const budget = Math.min(plan.maxTokens - row.steps.length, seqLen - pos);
+        const emission = await decoders[r].next({ stats: stats.get(r)!, pos, tokens: row.tokens, budget, runtime: new RowView(runtime, r) });
+        if (emission.event) row.events.push(withTrialTexts(emission.event as DecoderEvent, tokenizer));
+        for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
+          if (eos.has(next)) row.finish = 'eos';
+          else if (next === tokenizer.bosId && model.info.format === 'llama2c') row.finish = 'bos';
+          if (row.finish) break;
+          const at = row.tokens.length - 1;
+          row.tokens.push(next);
+          const step = this.describeStep(model, row.steps.length, at, row.tokens[at], next, row.text.push(next), emission.stats[i]);
+          if (emission.gauges) step.gauge = emission.gauges[i];
+          if (i === 0 && emission.event) step.event = row.events.at(-1);
+          row.steps.push(step);
+          feeds.push({ id: next, row: r });
+          yield { row: r, step };
+          if (at + 1 >= seqLen) row.finish = 'context';
+          else if (row.steps.length >= plan.maxTokens) row.finish = 'max_tokens';
+          if (row.finish) break;
+        }
+        if (row.finish) yield { row: r, result: result(r) };
+      }
+      const step = feeds.filter((f) => rows[f.row].finish === null && active[f.row]);
+      if (step.length > 0) {
+        checkAbort(plan.signal);
+        const out = await runtime.step(step, sharedSampling(decoders, 0));
+        step.forEach((f, i) => stats.set(f.row, out[i])); // a row's last token wins
+      }
+      decodeMs += performance.now() - ts;
+    }
+  }
+
   /**
    * Keeps the longest prefix of row 0 that equals `tokens` (at most all but the last token, whose
    * statistics the step must produce) and empties every other row; returns its length.
@@ -972,6 +1073,50 @@ export class Engine {
  * exceed the device's limits: a KV cache layer (`rows` × `context` positions; also over
  * `maxBindingBytes`) or the per-token activations (`context` rows).
  */
+/**
+ * Whether generateBatch can run these options (the decoder works on one row: not CNTP, EAD,
+ * SRGen), checked without a model.
+ */
+export function canBatch(options: GenerateOptions): boolean {
+  const { decoder, requires } = checkGenerateOptions(options);
+  return batchable(decoder, requires) && (options.memory?.policy ?? 'none') === 'none';
+}
+
+/** A generation checked and tokenized before its turn (Engine.plan). */
+interface Plan {
+  prompt: string;
+  promptTokens: number[];
+  maxTokens: number;
+  decoder: Decoder;
+  requires: Requirements;
+  rows: number;
+  signal?: AbortSignal;
+  attention: boolean;
+  reuse: boolean;
+  memory: MemorySizes;
+}
+
+/** Most rows generateBatch runs together (each step's statistics rows stay within one LM-head launch). */
+export const MAX_BATCH_ROWS = 16;
+
+function checkBatch(plan: Plan, n: number): void {
+  if (!batchable(plan.decoder, plan.requires)) {
+    throw new InvalidArgumentError(`decoder ${plan.decoder.name} uses rows or models of its own: run one generate() per choice instead of a batch`);
+  }
+  if (plan.memory.policy !== 'none') throw new InvalidArgumentError('a batch runs without a memory policy');
+  checkInteger('n', n, 1, MAX_BATCH_ROWS);
+}
+
+/** What checkGenerateOptions needs to know of a loaded model. */
+function decoderContext(model: LoadedModel): DecoderContext {
+  return {
+    vocabSize: model.info.config.vocabSize,
+    tokenizer: model.tokenizer,
+    parameters: { small: model.small?.parameterCount ?? 1, large: model.info.parameterCount },
+    eosIds: model.info.config.eosIds,
+  };
+}
+
 function checkFits(ctx: GpuContext, c: ModelConfig, context: number, rows: number, maxBindingBytes?: number): void {
   const { maxBufferSize, maxStorageBufferBindingSize } = ctx.device.limits;
   const limits = `maxBufferSize ${maxBufferSize}, maxStorageBufferBindingSize ${maxStorageBufferBindingSize}` +

@@ -6,9 +6,11 @@
 //   const r = await ai.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 32 });
 //   for await (const chunk of await ai.chat.completions.create({ messages, stream: true })) …
 //
-// Each choice runs one generate(); n choices run one after another (seeds seed, seed + 1, …; the
-// engine's lock serialises them with any other caller's generations, first come first served).
-import { DEFAULT_TOP_K, type GenerateOptions, type Generation, type GenerationStep, type Prompt } from '../engine.ts';
+// n choices of a prompt run as n batched KV rows (Engine.generateBatch: one forward pass per token
+// for all of them; row i's draws keyed by (seed, row i, position)) where the engine and the decoder
+// allow it; otherwise one generate() each, one after another, with seeds seed, seed + 1, …. The
+// engine's lock serialises them with any other caller's generations, first come first served.
+import { DEFAULT_TOP_K, type GenerateOptions, type Generation, type GenerationStep, type Prompt, canBatch } from '../engine.ts';
 import { checkInteger } from '../errors.ts';
 import { type RequestPlan, chatPlan, completionPlan } from './params.ts';
 import { StopBuffer } from './stop.ts';
@@ -184,7 +186,11 @@ function completionLogprobs(tokens: TokenOut[], offset: number): CompletionLogpr
 /** The generations of a request: choice by choice, prompt by prompt; the first is made up front (its errors come before any work). */
 class Choices {
   private first: Generation | null;
+  /** Whether the n choices of a prompt run as batched rows, and the current prompt's rows. */
+  private readonly batched: boolean;
+  private batch: Generation[] = [];
   constructor(private readonly engine: GenerateEngine, private readonly plan: RequestPlan, private readonly signal?: AbortSignal) {
+    this.batched = plan.n > 1 && typeof engine.generateBatch === 'function' && canBatch(plan.options);
     this.first = this.make(0);
   }
 
@@ -206,9 +212,12 @@ class Choices {
   }
 
   private make(index: number): Generation {
-    const options: GenerateOptions = { ...this.plan.options, seed: this.plan.seed + (index % this.plan.n) };
+    const row = index % this.plan.n;
+    const options: GenerateOptions = { ...this.plan.options, seed: this.plan.seed + (this.batched ? 0 : row) };
     if (this.signal) options.signal = this.signal;
-    return this.engine.generate(this.prompt(index), options);
+    if (!this.batched) return this.engine.generate(this.prompt(index), options);
+    if (row === 0) this.batch = this.engine.generateBatch!(this.prompt(index), options, this.plan.n);
+    return this.batch[row];
   }
 }
 

@@ -11,6 +11,8 @@ type DecoderSummary = GenerationResult['summary'];
 /** What the OpenAI layer needs of an engine: Engine and WorkerEngine both qualify. */
 export interface GenerateEngine {
   generate(prompt: Prompt, options?: GenerateOptions): Generation;
+  /** n rows stepped together (Engine.generateBatch); without it, n choices run one after another. */
+  generateBatch?(prompt: Prompt, options: GenerateOptions, n: number): Generation[];
   readonly model: ModelInfo | null;
 }
 

@@ -30,6 +30,14 @@ function recording(engine: Engine) {
       ends.push({ prompt, options, outcome });
       return g;
     },
+    generateBatch(prompt, options, n) {
+      const gens = engine.generateBatch(prompt, options, n);
+      for (const g of gens) {
+        const outcome = g.result.then(() => 'done' as const, (e) => (e instanceof AbortedError ? 'aborted' as const : 'failed' as const));
+        ends.push({ prompt, options, outcome });
+      }
+      return gens;
+    },
   };
   return { wrapped, ends };
 }
@@ -124,6 +132,21 @@ describe('forkwise serve (openai client against startServer)', () => {
     assert.equal(r.choices[0].finish_reason, 'length');
     assert.equal(r.choices[0].logprobs!.tokens!.length, 4);
     assert.deepEqual(r.usage, { prompt_tokens: ref.promptTokenCount, completion_tokens: 4, total_tokens: ref.promptTokenCount + 4 });
+  });
+
+  test('n choices run as batched rows: distinct, seeded, the first as n = 1', async () => {
+    const params = { model: MODEL, prompt: 'Once upon a time', max_tokens: 6, temperature: 1, seed: 3 };
+    const before = ends.length;
+    const r = await client.completions.create({ ...params, n: 3 });
+    assert.equal(r.choices.length, 3);
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
+    assert.equal(new Set(r.choices.map((c) => c.text)).size, 3, `distinct: ${r.choices.map((c) => JSON.stringify(c.text)).join(' | ')}`);
+    assert.ok(ends.slice(before).every((e) => e.options.seed === 3), 'one seed for the rows (they differ by row)');
+    const again = await client.completions.create({ ...params, n: 3 });
+    assert.deepEqual(again.choices.map((c) => c.text), r.choices.map((c) => c.text), 'seeded');
+    const one = await client.completions.create({ ...params, n: 1 });
+    assert.equal(one.choices[0].text, r.choices[0].text, 'row 0 is the n = 1 answer');
+    assert.equal(r.usage!.completion_tokens, 18);
   });
 
   test('a stop string that spans two tokens ends the text before it, plain and streamed', async () => {
