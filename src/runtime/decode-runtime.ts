@@ -1,6 +1,6 @@
 // What the runtime lends a decoder (src/decode): model steps over KV rows, KV management, and a
 // full-vocabulary fallback — statistics only, never a GPU buffer.
-import { InvalidArgumentError } from '../errors.ts';
+import { InvalidArgumentError, ModelFormatError } from '../errors.ts';
 import { AdamW, type AdamWOptions } from './adamw.ts';
 import type { SamplingParams, Session, XentMode } from './session.ts';
 import type { StepStats } from './stats.ts';
@@ -86,7 +86,7 @@ export class SessionRuntime implements DecodeRuntime {
 
   async step(tokens: readonly { id: number; row: number }[], sampling: SamplingParams): Promise<StepStats[]> {
     const inputs = tokens.map((t, i) => ({ id: t.id, row: t.row, pos: this.session.kv.lengths[t.row] + countBefore(tokens, i) }));
-    const stats = await this.session.step(inputs, tokens.length, sampling);
+    const stats = (await this.session.step(inputs, tokens.length, sampling)).map((x, i) => finite(x, inputs[i].pos));
     this.lastHiddenRow = new Map(tokens.map((t, i) => [t.row, i]));
     return stats;
   }
@@ -135,8 +135,20 @@ export class SessionRuntime implements DecodeRuntime {
     const start = this.session.kv.lengths[0];
     const [stats] = await this.session.step(ids.map((id, i) => ({ id, pos: start + i, row: 0 })), 1, sampling);
     this.lastHiddenRow = new Map([[0, ids.length - 1]]);
-    return stats;
+    return finite(stats, start + ids.length - 1);
   }
+}
+
+/**
+ * A step whose logits overflowed (NaN or ±∞ log-sum-exp, no finite candidate) cannot be decoded
+ * from: the model's weights or activations are out of float32's range. A typed error, not a
+ * sampler's complaint about its input.
+ */
+function finite(stats: StepStats, pos: number): StepStats {
+  if (!Number.isFinite(stats.lse) || stats.topK.length === 0 || !Number.isFinite(stats.topK[0].logit)) {
+    throw new ModelFormatError(`the model's logits at position ${pos} are not finite (log-sum-exp ${stats.lse}): its weights or activations overflow float32`);
+  }
+  return stats;
 }
 
 /** Tokens for the same row earlier in the list (a row may take several tokens in one step). */

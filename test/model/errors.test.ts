@@ -11,7 +11,9 @@ import {
   TokenizerFormatError, WebGPUUnavailableError,
 } from '../../src/errors.ts';
 import { bundledModel, createNodeEngine } from '../../src/node/index.ts';
+import { ggufModelSpec, writeGguf } from '../fuzz/build.ts';
 import { goldens, loadedEngine } from '../support/engine.ts';
+import { mulberry32 } from '../support/random.ts';
 
 const modelBytes = new Uint8Array(readFileSync(bundledModel.model));
 const tokenizerBytes = new Uint8Array(readFileSync(bundledModel.tokenizer));
@@ -65,6 +67,18 @@ describe('bad input gives a typed error and leaves the engine usable', () => {
     new DataView(extra.buffer).setInt32(4, 1, true);
     extra[8] = 0x41;
     return rejectsLoad(modelBytes, concat(tokenizerBytes, extra), TokenizerFormatError, /./);
+  });
+  test('a model whose logits overflow: generation rejects with ModelFormatError, not a sampler error', async () => {
+    // The fuzz builder's mixed-type tiny GGUF (seed 7): random scales overflow float32 in the forward pass.
+    const { bytes } = writeGguf(ggufModelSpec(mulberry32(7), { kvHeads: 2, context: 64 }));
+    const other = await createNodeEngine();
+    try {
+      await other.loadModel({ model: bytes });
+      await assert.rejects(other.generate('ab', { maxTokens: 2 }).complete(), (e: Error) => e instanceof ModelFormatError && /not finite/.test(e.message));
+      await assert.rejects(other.generate('ab', { maxTokens: 2, decoder: 'sample' }).complete(), ModelFormatError);
+    } finally {
+      await other.dispose();
+    }
   });
   test('empty model URL', () => rejectsLoad('', tokenizerBytes, ModelFetchError, /empty/));
   test('model URL answering 404', async () => {
