@@ -5,11 +5,10 @@
 // dδ = Wᵀc (V·DIM): O(T·V + V·DIM) instead of xent.wgsl's O(T·V·DIM) per pass.
 //
 //   shift:        u = W·δ, one invocation per vec4 column, a serial float32 sum over k.
-//   forward:      each invocation owns vocabulary vec4 columns i, i + NINV, …; for every position t
-//                 it folds s = z_t + u over its columns into an online (max m, Σe^(s−m), Σe^(s−m)(s−m))
-//                 and the target's logit, and the last position a second time at 1/T_s (row T):
-//                 partials [(T+1)][NINV] in xent.wgsl's layout, so xent.wgsl's `merge` and `loss`
-//                 turn them into the same records (LSE_t, target, nll; loss, CE, entropy, LSE at T_s).
+//   forward:      one workgroup per row (T + 1 rows: every position, then the last one again at
+//                 1/T_s): s = z_t + u folded in one pass into an online (max, Σe^(s−m), Σe^(s−m)(s−m))
+//                 per invocation, merged in order by invocation 0 into xent.wgsl's records (LSE_t,
+//                 target logit, nll; entropy and LSE at T_s), so xent.wgsl's `loss` finishes them.
 //   coefficients: one invocation per vec4 column: c_v = (1−λ)/(T−1)·Σ_{t<T−1}(p_t[v] − [v = y_t])
 //                 + λ·g_v, p_t = exp(s − LSE_t), g_v = −(q_v/T_s)(ln q_v + H) (the forms of xent.wgsl).
 //   last_row:     z_{T−1} + u = W(h_{T−1} + δ) up to rounding, for the LM-head statistics after the
@@ -21,9 +20,7 @@
 override DIM: u32;
 override V4: u32;
 override VOCAB: u32;
-override XW: u32 = 64u;
-override XGROUPS: u32 = 16u;
-override NINV: u32 = XW * XGROUPS;
+override XW: u32 = 64u;   // workgroup size of forward
 
 const MW: u32 = 32u;
 const NEG_INF: f32 = -3.0e38;
@@ -35,8 +32,7 @@ struct Params { positions: u32, lambda: f32, inv_temp: f32, _pad: u32 }
 @group(0) @binding(2) var<storage, read_write> u: array<vec4<f32>>;  // [V4]: W·δ
 @group(0) @binding(3) var<storage, read> wcls: array<vec4<f32>>;     // W transposed: [DIM][V4]
 @group(0) @binding(4) var<storage, read> targets: array<u32>;        // [T−1]
-@group(0) @binding(5) var<storage, read_write> partials: array<vec4<f32>>;  // [(T+1)][NINV]
-@group(0) @binding(6) var<storage, read> stats: array<vec4<f32>>;    // xent.wgsl's records (after merge, loss)
+@group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;  // xent.wgsl's records
 @group(0) @binding(7) var<storage, read_write> coef: array<vec4<f32>>;  // [V4]: c
 @group(0) @binding(8) var<storage, read_write> grad: array<f32>;     // [DIM]: dloss/dδ
 @group(0) @binding(9) var<storage, read> delta: array<vec4<f32>>;    // [DIM/4]
@@ -64,32 +60,67 @@ fn shift(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // merge_sums: xent_common.wgsl.
 
-// Folds four values (masked lanes NEG_INF, lane 0 always real) into p.
-fn fold4(p: vec4<f32>, s: vec4<f32>) -> vec4<f32> {
-  let m = max(max(s.x, s.y), max(s.z, s.w));
-  let e = exp(s - m);
-  return merge_sums(p, m, dot(e, vec4<f32>(1.0)), dot(e, s - m));
-}
+var<workgroup> wg_part: array<vec4<f32>, XW>;
 
+// One workgroup per row r ≤ T (row T: the last position at 1/T_s), its XW invocations strided over
+// the row's V4 columns. One pass: each invocation keeps (max m, Σe^(s−m), Σe^(s−m)(s−m)) per lane
+// of its vec4s and rescales only when its max grows (a few times per row), so one exp per logit.
+// Invocation 0 merges the XW partials in order and writes xent.wgsl's records: [1 + t] = (LSE_t,
+// target logit, nll, 0), and for row T [0] = (·, ·, entropy, LSE at T_s) (`loss` fills x, y).
 @compute @workgroup_size(XW)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x;
+fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let r = wid.x;
   let n = params.positions;
-  let inv = params.inv_temp;
-  for (var t = 0u; t < n; t++) {
-    var p = vec4<f32>(NEG_INF, 0.0, 0.0, NEG_INF);
-    var q = vec4<f32>(NEG_INF, 0.0, 0.0, NEG_INF);
-    var y = 0xffffffffu;
-    if (t + 1u < n) { y = targets[t]; }
-    for (var c = i; c < V4; c += NINV) {
-      let valid = lanes_valid(c);
-      let s = select(vec4<f32>(NEG_INF), logits[t * V4 + c] + u[c], valid);
-      p = fold4(p, s);
-      if (y / 4u == c) { p.w = s[y % 4u]; }
-      if (t + 1u == n) { q = fold4(q, select(vec4<f32>(NEG_INF), s * inv, valid)); }
+  let l = lid.x;
+  let base = min(r, n - 1u) * V4;
+  let scale = select(1.0, params.inv_temp, r == n);
+  var m = vec4<f32>(NEG_INF);
+  var z = vec4<f32>(0.0);
+  var a = vec4<f32>(0.0);
+  for (var c = l; c < V4; c += XW) {
+    let valid = lanes_valid(c);
+    let s = select(vec4<f32>(NEG_INF), (logits[base + c] + u[c]) * scale, valid);
+    if (any(s > m)) {
+      // Σe^(s−m')(s−m') = w·(A + (m − m')·Z) with w = e^(m−m') (merge_sums per lane).
+      let m2 = max(m, s);
+      let w = exp(m - m2);
+      a = w * (a + (m - m2) * z);
+      z = w * z;
+      m = m2;
     }
-    partials[t * NINV + i] = p;
-    if (t + 1u == n) { partials[n * NINV + i] = q; }
+    // A masked lane's d is NEG_INF (its m may still be NEG_INF: s − m would be 0).
+    let d = select(vec4<f32>(NEG_INF), s - m, valid);
+    let e = exp(d);
+    z += e;
+    a += e * d;
+  }
+  // Lanes that saw no logit have z = 0: merge_sums skips them.
+  var p = vec4<f32>(NEG_INF, 0.0, 0.0, 0.0);
+  p = merge_sums(p, m.x, z.x, a.x);
+  p = merge_sums(p, m.y, z.y, a.y);
+  p = merge_sums(p, m.z, z.z, a.z);
+  p = merge_sums(p, m.w, z.w, a.w);
+  wg_part[l] = p;
+  workgroupBarrier();
+  if (l != 0u) { return; }
+  p = wg_part[0];
+  for (var j = 1u; j < XW; j++) {
+    let q = wg_part[j];
+    p = merge_sums(p, q.x, q.y, q.z);
+  }
+  let mx = p.x;
+  let zs = p.y;
+  let as_ = p.z;
+  let ln_z = log(zs);
+  let lse = mx + ln_z;
+  if (r == n) {
+    stats[0] = vec4<f32>(0.0, 0.0, ln_z - as_ / zs, lse);  // `loss` fills x, y
+  } else if (r + 1u < n) {
+    let y = targets[r];
+    let zy = logits[r * V4 + y / 4u][y % 4u] + u[y / 4u][y % 4u];
+    stats[1u + r] = vec4<f32>(lse, zy, lse - zy, 0.0);
+  } else {
+    stats[1u + r] = vec4<f32>(lse, 0.0, 0.0, 0.0);  // the last position has no target
   }
 }
 
@@ -102,11 +133,11 @@ fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc = vec4<f32>(0.0);
   if (n > 1u) {
     let w = (1.0 - params.lambda) / f32(n - 1u);
+    // The one-hot terms by lane compare (a dynamic vector index would put acc in memory).
+    let ids = 4u * c + vec4<u32>(0u, 1u, 2u, 3u);
     for (var t = 0u; t + 1u < n; t++) {
       let s = logits[t * V4 + c] + uc;
-      acc += w * exp(s - stats[1u + t].x);
-      let y = targets[t];
-      if (y / 4u == c) { acc[y % 4u] -= w; }
+      acc += w * exp(s - stats[1u + t].x) - select(vec4<f32>(0.0), vec4<f32>(w), ids == vec4<u32>(targets[t]));
     }
   }
   // λ·g at the last position, g = −(q/T_s)(ln q + H), ln q = s/T_s − LSE_Ts.

@@ -350,6 +350,14 @@ export class Kernels {
     };
   }
 
+  private xentLinearSpec(entryPoint: string, c: { dim: number; vocab: number }) {
+    const { constants } = this.xentSpec(entryPoint, c);
+    return {
+      name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl, entryPoint,
+      constants: { DIM: constants.DIM, V4: constants.V4, VOCAB: constants.VOCAB, XW: XENT_WG },
+    };
+  }
+
   /**
    * SRGen's fused log-sum-exp cross-entropy, forward (xent.wgsl: forward, merge, loss): for
    * x_t = h_t + δ and z_t = W·x_t, writes `stats` (xentStatsBytes(T)): record 0 = (loss, CE,
@@ -398,28 +406,26 @@ export class Kernels {
   /**
    * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
    * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
-   * `u` [⌈vocab/4⌉] vec4, the forward partials, xent.wgsl's merge and loss into `stats` (the same
-   * records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
+   * `u` [⌈vocab/4⌉] vec4, the forward (one workgroup per row) and xent.wgsl's loss into `stats`
+   * (the same records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
    * `grad` [dim]. Costs O(T·V + V·dim) per call instead of O(T·V·dim).
    */
   async xentLinear(
     label: string,
     c: { dim: number; vocab: number; backward: boolean },
     b: {
-      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer; partials: GPUBuffer;
+      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
       stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer;
     },
   ): Promise<KernelCall<XentShape>[]> {
     const v4 = ceilDiv(c.vocab, 4);
-    const spec = (entryPoint: string) => ({ ...this.xentSpec(entryPoint, c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl });
+    const spec = (entryPoint: string) => this.xentLinearSpec(entryPoint, c);
     const calls = [
       // δ = 0 (the first call of a reflection): u = 0 without reading W.
       this.call<XentShape>(`${label}.shift`, spec('shift'), [null, null, b.u, b.wcls, null, null, null, null, null, b.delta],
         (s) => [s.zeroDelta ? 0 : ceilDiv(v4, 64), 1, 1]),
-      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, b.partials],
-        () => [XENT_GROUPS, 1, 1]),
-      this.call<XentShape>(`${label}.merge`, this.xentSpec('merge', c),
-        [b.params, null, null, null, null, b.partials, b.stats], (s) => [xentRows(s) + 1, 1, 1]),
+      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, null, b.stats],
+        (s) => [xentRows(s) + 1, 1, 1]),
       this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
         [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
     ];
@@ -436,7 +442,7 @@ export class Kernels {
 
   /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
   xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
-    return this.call(label, { ...this.xentSpec('last_row', c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl },
+    return this.call(label, this.xentLinearSpec('last_row', c),
       [b.params, b.logits, b.u, null, null, null, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
   }
 }
