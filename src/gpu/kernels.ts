@@ -1,6 +1,7 @@
 // The kernel families of shaders/, each as a typed launcher: which override constants specialise
 // it, which buffers bind where, and how big its grid is for a step. The model layer composes these
 // into a forward graph; nothing above src/gpu needs to know a binding number.
+import adamwWgsl from '../../shaders/adamw.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
@@ -440,6 +441,16 @@ export class Kernels {
     return Promise.all(calls);
   }
 
+  /**
+   * One AdamW step on `theta` [dim] f32 with gradient `grad` (adamw.wgsl): `params` the uniform of
+   * `adamwUniform` (runtime/adamw.ts), `moments` [dim] (m, v) and `count` (one u32, the steps taken) zeroed before the
+   * first step, `corrections` the (1−β1^t, 1−β2^t) of `biasCorrections` for t = 1.. (as many as steps).
+   */
+  adamw(label: string, dim: number, b: { params: GPUBuffer; grad: GPUBuffer; theta: GPUBuffer; moments: GPUBuffer; count: GPUBuffer; corrections: GPUBuffer }) {
+    return this.call<null>(label, { name: 'adamw', code: adamwWgsl, entryPoint: 'step', constants: { DIM: dim } },
+      [b.params, b.grad, b.theta, b.moments, b.count, b.corrections], () => [1, 1, 1]);
+  }
+
   /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
   xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
     return this.call(label, this.xentLinearSpec('last_row', c),
@@ -493,6 +504,9 @@ export const xentStatsBytes = (positions: number) => 16 * (positions + 1);
 /** Bytes of xent's scratch partials: (T+1) rows of forward partials, or the backward's dδ partials. */
 export const xentPartialsBytes = (dim: number, positions: number) =>
   16 * XENT_INVOCATIONS * Math.max(positions + 1, dim / 4);
+
+/** Bytes of adamw.wgsl's `Adam` uniform (runtime/adamw.ts adamwUniform). */
+export const ADAMW_PARAMS_BYTES = 32;
 
 /** The `Params` uniform of xent.wgsl: T, λ, and 1/T_s of the entropy term. */
 export function xentParams(positions: number, lambda: number, temperature: number): ArrayBuffer {
