@@ -13,8 +13,8 @@
 //                 + λ·g_v, p_t = exp(s − LSE_t), g_v = −(q_v/T_s)(ln q_v + H) (the forms of xent.wgsl).
 //   last_row:     z_{T−1} + u = W(h_{T−1} + δ) up to rounding, for the LM-head statistics after the
 //                 last AdamW step (no classifier pass).
-//   grad:         dδ_k = Σ_v W[v][k]·c_v: one workgroup per feature k, MW strided partial dot
-//                 products over the vec4 columns of W's row k (transposed layout), then one in order.
+//   grad:         dδ_k = Σ_v W[v][k]·c_v: one workgroup per four features, MW strided partial dot
+//                 products over the vec4 columns of W's rows k (transposed layout), then in order.
 //
 // Inputs: targets < VOCAB; T ≥ 1; `logits` rows are V4 vec4s wide (lanes past VOCAB are ignored).
 override DIM: u32;
@@ -34,7 +34,7 @@ struct Params { positions: u32, lambda: f32, inv_temp: f32, _pad: u32 }
 @group(0) @binding(4) var<storage, read> targets: array<u32>;        // [T−1]
 @group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;  // xent.wgsl's records
 @group(0) @binding(7) var<storage, read_write> coef: array<vec4<f32>>;  // [V4]: c
-@group(0) @binding(8) var<storage, read_write> grad: array<f32>;     // [DIM]: dloss/dδ
+@group(0) @binding(8) var<storage, read_write> grad: array<vec4<f32>>;  // [DIM/4]: dloss/dδ
 @group(0) @binding(9) var<storage, read> delta: array<vec4<f32>>;    // [DIM/4]
 @group(0) @binding(10) var<storage, read_write> row_out: array<vec4<f32>>;  // [V4]: z_{T−1} + u
 
@@ -148,18 +148,23 @@ fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
   coef[c] = select(vec4<f32>(0.0), acc, lanes_valid(c));
 }
 
-var<workgroup> wg_sums: array<f32, MW>;
+var<workgroup> wg_sums: array<vec4<f32>, MW>;
 
+// One workgroup per four features k = 4·k4 .. 4·k4 + 3: each coefficient vec4 loaded serves the
+// four rows of W.
 @compute @workgroup_size(MW)
 fn grad_reduce(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let k = wid.x;
-  var s = 0.0;
-  for (var c = lid.x; c < V4; c += MW) { s += dot(wcls[k * V4 + c], coef[c]); }
+  let r = 4u * wid.x * V4;
+  var s = vec4<f32>(0.0);
+  for (var c = lid.x; c < V4; c += MW) {
+    let cv = coef[c];
+    s += vec4<f32>(dot(wcls[r + c], cv), dot(wcls[r + V4 + c], cv), dot(wcls[r + 2u * V4 + c], cv), dot(wcls[r + 3u * V4 + c], cv));
+  }
   wg_sums[lid.x] = s;
   workgroupBarrier();
   if (lid.x != 0u) { return; }
   for (var l = 1u; l < MW; l++) { s += wg_sums[l]; }
-  grad[k] = s;
+  grad[wid.x] = s;
 }
 
 @compute @workgroup_size(64)

@@ -435,7 +435,7 @@ export class Kernels {
         this.call<XentShape>(`${label}.coefficients`, spec('coefficients'),
           [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(v4, 64), 1, 1]),
         this.call<XentShape>(`${label}.grad`, spec('grad_reduce'), [null, null, null, b.wcls, null, null, null, b.coef, b.grad],
-          () => [c.dim, 1, 1]),
+          () => [c.dim / 4, 1, 1]),
       );
     }
     return Promise.all(calls);
