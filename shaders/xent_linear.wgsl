@@ -9,7 +9,7 @@
 //                 1/T_s): s = z_t + u folded in one pass into an online (max, Σe^(s−m), Σe^(s−m)(s−m))
 //                 per invocation, merged in order by invocation 0 into xent.wgsl's records (LSE_t,
 //                 target logit, nll; entropy and LSE at T_s), so xent.wgsl's `loss` finishes them.
-//   coefficients: one invocation per vec4 column: c_v = (1−λ)/(T−1)·Σ_{t<T−1}(p_t[v] − [v = y_t])
+//   coefficients: one invocation per two vec4 columns: c_v = (1−λ)/(T−1)·Σ_{t<T−1}(p_t[v] − [v = y_t])
 //                 + λ·g_v, p_t = exp(s − LSE_t), g_v = −(q_v/T_s)(ln q_v + H) (the forms of xent.wgsl).
 //   last_row:     z_{T−1} + u = W(h_{T−1} + δ) up to rounding, for the LM-head statistics after the
 //                 last AdamW step (no classifier pass).
@@ -39,6 +39,7 @@ struct Params { positions: u32, lambda: f32, inv_temp: f32, _pad: u32 }
 @group(0) @binding(10) var<storage, read_write> row_out: array<vec4<f32>>;  // [V4]: z_{T−1} + u
 
 fn lanes_valid(c: u32) -> vec4<bool> {
+  if (VOCAB % 4u == 0u) { return vec4<bool>(true); }
   return 4u * c + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(VOCAB);
 }
 
@@ -124,28 +125,44 @@ fn forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
   }
 }
 
-@compute @workgroup_size(64)
-fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= V4) { return; }
-  let n = params.positions;
-  let uc = u[c];
-  var acc = vec4<f32>(0.0);
-  if (n > 1u) {
-    let w = (1.0 - params.lambda) / f32(n - 1u);
-    // The one-hot terms by lane compare (a dynamic vector index would put acc in memory).
-    let ids = 4u * c + vec4<u32>(0u, 1u, 2u, 3u);
-    for (var t = 0u; t + 1u < n; t++) {
-      let s = logits[t * V4 + c] + uc;
-      acc += w * exp(s - stats[1u + t].x) - select(vec4<f32>(0.0), vec4<f32>(w), ids == vec4<u32>(targets[t]));
-    }
-  }
-  // λ·g at the last position, g = −(q/T_s)(ln q + H), ln q = s/T_s − LSE_Ts.
+// λ·g at the last position for column c, g = −(q/T_s)(ln q + H), ln q = s/T_s − LSE_Ts.
+fn entropy_coefficients(c: u32, uc: vec4<f32>) -> vec4<f32> {
   let inv = params.inv_temp;
   let r = stats[0];
-  let l = (logits[(n - 1u) * V4 + c] + uc) * inv - r.w;
-  acc += (-params.lambda * inv) * exp(l) * (l + r.z);
-  coef[c] = select(vec4<f32>(0.0), acc, lanes_valid(c));
+  let l = (logits[(params.positions - 1u) * V4 + c] + uc) * inv - r.w;
+  return (-params.lambda * inv) * exp(l) * (l + r.z);
+}
+
+// Two columns per invocation, c and c + ⌈V4/2⌉ (clamped; the copy is not written), so each
+// position's LSE and target are loaded once for both.
+@compute @workgroup_size(64)
+fn coefficients(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let h = (V4 + 1u) / 2u;
+  let c = gid.x;
+  if (c >= h) { return; }
+  let d = min(c + h, V4 - 1u);
+  let n = params.positions;
+  let uc = u[c];
+  let ud = u[d];
+  var ec = vec4<f32>(0.0);
+  var ed = vec4<f32>(0.0);
+  var yc = vec4<f32>(0.0);
+  var yd = vec4<f32>(0.0);
+  // Σ_t p_t and the one-hot counts by lane compare (a dynamic vector index would put them in memory).
+  let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+  let ic = 4u * c + lanes;
+  let id = 4u * d + lanes;
+  for (var t = 0u; t + 1u < n; t++) {
+    let lse = stats[1u + t].x;
+    let y = vec4<u32>(targets[t]);
+    ec += exp(logits[t * V4 + c] + uc - lse);
+    ed += exp(logits[t * V4 + d] + ud - lse);
+    yc += select(vec4<f32>(0.0), vec4<f32>(1.0), ic == y);
+    yd += select(vec4<f32>(0.0), vec4<f32>(1.0), id == y);
+  }
+  let w = select(0.0, (1.0 - params.lambda) / f32(n - 1u), n > 1u);
+  coef[c] = select(vec4<f32>(0.0), w * (ec - yc) + entropy_coefficients(c, uc), lanes_valid(c));
+  if (c + h < V4) { coef[d] = select(vec4<f32>(0.0), w * (ed - yd) + entropy_coefficients(d, ud), lanes_valid(d)); }
 }
 
 var<workgroup> wg_sums: array<vec4<f32>, MW>;

@@ -433,7 +433,7 @@ export class Kernels {
     if (c.backward) {
       calls.push(
         this.call<XentShape>(`${label}.coefficients`, spec('coefficients'),
-          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(v4, 64), 1, 1]),
+          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(ceilDiv(v4, 2), 64), 1, 1]),
         this.call<XentShape>(`${label}.grad`, spec('grad_reduce'), [null, null, null, b.wcls, null, null, null, b.coef, b.grad],
           () => [c.dim / 4, 1, 1]),
       );
