@@ -4,7 +4,6 @@
 // step needs one GEMV for u = W·δ (V·DIM), two passes over the T×V kept logits, and one GEMVᵀ for
 // dδ = Wᵀc (V·DIM): O(T·V + V·DIM) instead of xent.wgsl's O(T·V·DIM) per pass.
 //
-//   shift:        u = W·δ, one invocation per vec4 column, a serial float32 sum over k.
 //   forward:      one workgroup per row (T + 1 rows: every position, then the last one again at
 //                 1/T_s): s = z_t + u folded in one pass into an online (max, Σe^(s−m), Σe^(s−m)(s−m))
 //                 per invocation, merged in order by invocation 0 into xent.wgsl's records (LSE_t,
@@ -29,34 +28,17 @@ struct Params { positions: u32, lambda: f32, inv_temp: f32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<vec4<f32>>;   // [T][V4]: z_t = W·h_t
-@group(0) @binding(2) var<storage, read_write> u: array<vec4<f32>>;  // [V4]: W·δ
+@group(0) @binding(2) var<storage, read> u: array<vec4<f32>>;        // [V4]: W·δ (matmul.wgsl's GEMV)
 @group(0) @binding(3) var<storage, read> wcls: array<vec4<f32>>;     // W transposed: [DIM][V4]
 @group(0) @binding(4) var<storage, read> targets: array<u32>;        // [T−1]
 @group(0) @binding(6) var<storage, read_write> stats: array<vec4<f32>>;  // xent.wgsl's records
 @group(0) @binding(7) var<storage, read_write> coef: array<vec4<f32>>;  // [V4]: c
 @group(0) @binding(8) var<storage, read_write> grad: array<vec4<f32>>;  // [DIM/4]: dloss/dδ
-@group(0) @binding(9) var<storage, read> delta: array<vec4<f32>>;    // [DIM/4]
 @group(0) @binding(10) var<storage, read_write> row_out: array<vec4<f32>>;  // [V4]: z_{T−1} + u
 
 fn lanes_valid(c: u32) -> vec4<bool> {
   if (VOCAB % 4u == 0u) { return vec4<bool>(true); }
   return 4u * c + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(VOCAB);
-}
-
-@compute @workgroup_size(64)
-fn shift(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= V4) { return; }
-  var acc = vec4<f32>(0.0);
-  for (var k4 = 0u; k4 < DIM / 4u; k4++) {
-    let d = delta[k4];
-    let r = 4u * k4 * V4 + c;
-    acc += d.x * wcls[r];
-    acc += d.y * wcls[r + V4];
-    acc += d.z * wcls[r + 2u * V4];
-    acc += d.w * wcls[r + 3u * V4];
-  }
-  u[c] = acc;
 }
 
 // merge_sums: xent_common.wgsl.

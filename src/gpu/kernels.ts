@@ -407,7 +407,7 @@ export class Kernels {
   /**
    * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
    * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
-   * `u` [⌈vocab/4⌉] vec4, the forward (one workgroup per row) and xent.wgsl's loss into `stats`
+   * `u` [⌈vocab/4⌉] vec4 (matmul's GEMV; `oneRowStep` a Step uniform with nTokens 1), the forward (one workgroup per row) and xent.wgsl's loss into `stats`
    * (the same records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
    * `grad` [dim]. Costs O(T·V + V·dim) per call instead of O(T·V·dim).
    */
@@ -416,15 +416,17 @@ export class Kernels {
     c: { dim: number; vocab: number; backward: boolean },
     b: {
       params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
-      stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer;
+      stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer; oneRowStep: GPUBuffer;
     },
   ): Promise<KernelCall<XentShape>[]> {
     const v4 = ceilDiv(c.vocab, 4);
     const spec = (entryPoint: string) => this.xentLinearSpec(entryPoint, c);
+    // u = W·δ: the decode GEMV (one row, `oneRowStep`); δ = 0 (a reflection's first call): u = 0 without reading W.
+    const gemv = await this.matmul(`${label}.shift`, { k: c.dim, n: c.vocab, accumulate: false, rowsPerInvocation: 1, yN: 4 * v4 },
+      { step: b.oneRowStep, x: b.delta, w: b.wcls, y: b.u });
+    const ONE_ROW = { nTokens: 1, statsRows: 1 };
     const calls = [
-      // δ = 0 (the first call of a reflection): u = 0 without reading W.
-      this.call<XentShape>(`${label}.shift`, spec('shift'), [null, null, b.u, b.wcls, null, null, null, null, null, b.delta],
-        (s) => [s.zeroDelta ? 0 : ceilDiv(v4, 64), 1, 1]),
+      Promise.resolve<KernelCall<XentShape>>({ ...gemv, grid: (s) => (s.zeroDelta ? [0, 1, 1] : gemv.grid(ONE_ROW)) }),
       this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, null, b.stats],
         (s) => [xentRows(s) + 1, 1, 1]),
       this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),

@@ -139,6 +139,8 @@ interface LinearXentState {
   coef: GPUBuffer;
   fillStep: GPUBuffer;
   fillOut: GPUBuffer;
+  /** A Step uniform with nTokens 1 (the GEMV u = W·δ). */
+  oneRowStep: GPUBuffer;
   fill: KernelCall;
   forward: KernelCall<XentShape>[];
   backward: KernelCall<XentShape>[];
@@ -513,7 +515,11 @@ export class Session {
         coef: await get('xent_coef', v4 * 16),
         fillStep: await get('xent_fill_step', STEP_UNIFORM_BYTES, UNIFORM),
         fillOut: await get('xent_fill_out', FILL_ROWS * v4 * 16),
+        oneRowStep: await get('xent_one_row_step', STEP_UNIFORM_BYTES, UNIFORM),
       };
+      const step = new ArrayBuffer(STEP_UNIFORM_BYTES);
+      encodeStep(step, { nTokens: 1, statsRowStart: 0, statsRows: 1, seed: 0, counter: 0, statsTemperature: 1, sampleTemperature: 0 });
+      this.ctx.device.queue.writeBuffer(b.oneRowStep, 0, step);
       const io = { ...x, ...b, wcls: x.wcls };
       const shape = { dim: c.dim, vocab: c.vocabSize };
       const [fill, forward, backward, lastRow] = await Promise.all([
@@ -779,7 +785,7 @@ export class Session {
     this.hiddenHistory = null;
     this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
     this.xentState = null;
-    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut].forEach((y) => this.pool.release(y)), () => {});
+    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut, x.oneRowStep].forEach((y) => this.pool.release(y)), () => {});
     this.linearState = null;
     this.adamState?.then((x) => [x.params, x.moments, x.count, x.corrections, x.losses].forEach((y) => this.pool.release(y)), () => {});
     this.adamState = null;

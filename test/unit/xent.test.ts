@@ -649,6 +649,7 @@ async function runLinear(pr: Problem): Promise<GpuXent> {
     params: await gpu.uniform(xentParams(T, pr.p.lambda, pr.p.temperature), 'params'),
     logits, wcls,
     delta: await gpu.upload(pr.delta, 'delta'),
+    oneRowStep: await gpu.step({ nTokens: 1 }),
     targets: await gpu.upload(new Uint32Array(Math.max(1, T - 1)).map((_, t) => pr.p.targets[t] ?? 0), 'targets'),
     u: await gpu.alloc(4 * v4, Number.NaN, 'u'),
     coef: await gpu.alloc(4 * v4 + 4, Number.NaN, 'coef'),
