@@ -3,7 +3,7 @@
 // the decoder "reflects" before emitting: it optimises one vector δ added to the final hidden
 // states of every position so far, for (1−λ)·(next-token cross-entropy over the context) +
 // λ·(entropy at the last position), and samples the token from W(h_T + δ). δ is then discarded.
-// The optimisation runs on the GPU (runtime.reflect: fused cross-entropy kernels, AdamW on the CPU).
+// The optimisation runs on the GPU (runtime.reflect: cross-entropy kernels and AdamW, one submit).
 // Monitoring starts at the second generated token: the token the prefill forward produced is
 // never checked and never enters the entropy history, as in the authors' code.
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';

@@ -1,6 +1,7 @@
 // The kernel families of shaders/, each as a typed launcher: which override constants specialise
 // it, which buffers bind where, and how big its grid is for a step. The model layer composes these
 // into a forward graph; nothing above src/gpu needs to know a binding number.
+import adamwWgsl from '../../shaders/adamw.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import copyWgsl from '../../shaders/copy.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
@@ -365,6 +366,14 @@ export class Kernels {
     };
   }
 
+  private xentLinearSpec(entryPoint: string, c: { dim: number; vocab: number }) {
+    const { constants } = this.xentSpec(entryPoint, c);
+    return {
+      name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl, entryPoint,
+      constants: { DIM: constants.DIM, V4: constants.V4, VOCAB: constants.VOCAB, XW: XENT_WG },
+    };
+  }
+
   /**
    * SRGen's fused log-sum-exp cross-entropy, forward (xent.wgsl: forward, merge, loss): for
    * x_t = h_t + δ and z_t = W·x_t, writes `stats` (xentStatsBytes(T)): record 0 = (loss, CE,
@@ -413,45 +422,55 @@ export class Kernels {
   /**
    * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
    * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
-   * `u` [⌈vocab/4⌉] vec4, the forward partials, xent.wgsl's merge and loss into `stats` (the same
-   * records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
+   * `u` [⌈vocab/4⌉] vec4 (matmul's GEMV; `oneRowStep` a Step uniform with nTokens 1), the forward (one workgroup per row) and xent.wgsl's loss into `stats`
+   * (the same records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
    * `grad` [dim]. Costs O(T·V + V·dim) per call instead of O(T·V·dim).
    */
   async xentLinear(
     label: string,
     c: { dim: number; vocab: number; backward: boolean },
     b: {
-      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer; partials: GPUBuffer;
-      stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer;
+      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
+      stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer; oneRowStep: GPUBuffer;
     },
   ): Promise<KernelCall<XentShape>[]> {
     const v4 = ceilDiv(c.vocab, 4);
-    const spec = (entryPoint: string) => ({ ...this.xentSpec(entryPoint, c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl });
+    const spec = (entryPoint: string) => this.xentLinearSpec(entryPoint, c);
+    // u = W·δ: the decode GEMV (one row, `oneRowStep`); δ = 0 (a reflection's first call): u = 0 without reading W.
+    const gemv = await this.matmul(`${label}.shift`, { k: c.dim, n: c.vocab, accumulate: false, rowsPerInvocation: 1, yN: 4 * v4 },
+      { step: b.oneRowStep, x: b.delta, w: b.wcls, y: b.u });
+    const ONE_ROW = { nTokens: 1, statsRows: 1 };
     const calls = [
-      // δ = 0 (the first call of a reflection): u = 0 without reading W.
-      this.call<XentShape>(`${label}.shift`, spec('shift'), [null, null, b.u, b.wcls, null, null, null, null, null, b.delta],
-        (s) => [s.zeroDelta ? 0 : ceilDiv(v4, 64), 1, 1]),
-      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, b.partials],
-        () => [XENT_GROUPS, 1, 1]),
-      this.call<XentShape>(`${label}.merge`, this.xentSpec('merge', c),
-        [b.params, null, null, null, null, b.partials, b.stats], (s) => [xentRows(s) + 1, 1, 1]),
+      Promise.resolve<KernelCall<XentShape>>({ ...gemv, grid: (s) => (s.zeroDelta ? [0, 1, 1] : gemv.grid(ONE_ROW)) }),
+      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, null, b.stats],
+        (s) => [xentRows(s) + 1, 1, 1]),
       this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
         [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
     ];
     if (c.backward) {
       calls.push(
         this.call<XentShape>(`${label}.coefficients`, spec('coefficients'),
-          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(v4, 64), 1, 1]),
+          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(ceilDiv(v4, 2), 64), 1, 1]),
         this.call<XentShape>(`${label}.grad`, spec('grad_reduce'), [null, null, null, b.wcls, null, null, null, b.coef, b.grad],
-          () => [c.dim, 1, 1]),
+          () => [c.dim / 4, 1, 1]),
       );
     }
     return Promise.all(calls);
   }
 
+  /**
+   * One AdamW step on `theta` [dim] f32 with gradient `grad` (adamw.wgsl): `params` the uniform of
+   * `adamwUniform` (runtime/adamw.ts), `moments` [dim] (m, v) and `count` (one u32, the steps taken) zeroed before the
+   * first step, `corrections` the (1−β1^t, 1−β2^t) of `biasCorrections` for t = 1.. (as many as steps).
+   */
+  adamw(label: string, dim: number, b: { params: GPUBuffer; grad: GPUBuffer; theta: GPUBuffer; moments: GPUBuffer; count: GPUBuffer; corrections: GPUBuffer }) {
+    return this.call<null>(label, { name: 'adamw', code: adamwWgsl, entryPoint: 'step', constants: { DIM: dim } },
+      [b.params, b.grad, b.theta, b.moments, b.count, b.corrections], () => [1, 1, 1]);
+  }
+
   /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
   xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
-    return this.call(label, { ...this.xentSpec('last_row', c), name: 'xent_linear', code: xentCommonWgsl + xentLinearWgsl },
+    return this.call(label, this.xentLinearSpec('last_row', c),
       [b.params, b.logits, b.u, null, null, null, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
   }
 }
@@ -502,6 +521,9 @@ export const xentStatsBytes = (positions: number) => 16 * (positions + 1);
 /** Bytes of xent's scratch partials: (T+1) rows of forward partials, or the backward's dδ partials. */
 export const xentPartialsBytes = (dim: number, positions: number) =>
   16 * XENT_INVOCATIONS * Math.max(positions + 1, dim / 4);
+
+/** Bytes of adamw.wgsl's `Adam` uniform (runtime/adamw.ts adamwUniform). */
+export const ADAMW_PARAMS_BYTES = 32;
 
 /** The `Params` uniform of xent.wgsl: T, λ, and 1/T_s of the entropy term. */
 export function xentParams(positions: number, lambda: number, temperature: number): ArrayBuffer {

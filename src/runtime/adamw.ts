@@ -1,4 +1,5 @@
-// AdamW on the CPU for SRGen's δ (algorithms.md §4): one vector of the model width, a few steps per
+// AdamW for SRGen's δ (algorithms.md §4); reflections run it on the GPU (shaders/adamw.wgsl),
+// this CPU class is its float64 reference: one vector of the model width, a few steps per
 // reflection, so the optimiser state is three small float64 arrays. PyTorch's torch.optim.AdamW:
 //   θ ← θ − lr·wd·θ;  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
 //   θ ← θ − lr·m̂ / (√v̂ + eps),  m̂ = m/(1−β1^t),  v̂ = v/(1−β2^t)
@@ -59,6 +60,21 @@ export class AdamW {
     return this.params;
   }
 }
+
+/** adamw.wgsl's `Adam` uniform (ADAMW_PARAMS_BYTES) for `o`. */
+export function adamwUniform(o: AdamWOptions): ArrayBuffer {
+  return Float32Array.of(o.lr, o.weightDecay, o.eps, o.beta1, o.beta2, 0, 0, 0).buffer;
+}
+
+/** adamw.wgsl's bias corrections (1−β1^t, 1−β2^t) for t = 1..steps, in float64, then rounded. */
+export function biasCorrections(o: AdamWOptions, steps: number): Float32Array {
+  const c = new Float32Array(2 * Math.max(1, steps));
+  for (let t = 1; t <= steps; t++) c.set([1 - o.beta1 ** t, 1 - o.beta2 ** t], 2 * (t - 1));
+  return c;
+}
+
+/** The settings over SRGEN_ADAMW, validated (InvalidArgumentError naming the bad one). */
+export const adamwOptions = (options: Partial<AdamWOptions> = {}): AdamWOptions => checkOptions(options);
 
 const OPTION_KEYS = new Set(['lr', 'weightDecay', 'eps', 'beta1', 'beta2']);
 

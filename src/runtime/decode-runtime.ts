@@ -1,7 +1,7 @@
 // What the runtime lends a decoder (src/decode): model steps over KV rows, KV management, and a
 // full-vocabulary fallback — statistics only, never a GPU buffer.
 import { InvalidArgumentError, ModelFormatError } from '../errors.ts';
-import { AdamW, type AdamWOptions } from './adamw.ts';
+import { type AdamWOptions, adamwOptions } from './adamw.ts';
 import type { SamplingParams, Session, XentMode } from './session.ts';
 import type { StepStats } from './stats.ts';
 
@@ -11,7 +11,7 @@ export interface ReflectOptions {
   tokens: readonly number[];
   /** Weight of the entropy term: loss = (1−λ)·CE + λ·Ent. */
   lambda: number;
-  /** AdamW steps on δ (0: δ stays 0). */
+  /** AdamW steps on δ (0: δ stays 0), at most MAX_REFLECT_STEPS. */
   steps: number;
   /** Temperature of the entropy term (the sampler's). */
   temperature: number;
@@ -65,7 +65,8 @@ export interface DecodeRuntime {
   fullStats(row: number, temperature: number): Promise<StepStats>;
   /**
    * SRGen: optimises one vector δ added to the final hidden states of row 0's positions (kept on
-   * the GPU), with the fused cross-entropy kernels and AdamW on the CPU, then returns the statistics
+   * the GPU), with the cross-entropy kernels and AdamW all on the GPU (Session.reflect: one submit,
+   * one readback), then returns the statistics
    * of the LM head over h_T + δ at row 0's last position. The KV cache is untouched; δ is discarded.
    * Until the next step, fullStats(0, …) describes h_T + δ as well.
    */
@@ -104,26 +105,17 @@ export class SessionRuntime implements DecodeRuntime {
   async reflect(o: ReflectOptions): Promise<Reflection> {
     const session = this.session;
     const n = session.kv.lengths[0];
-    const dim = session.config.dim;
     const hiddenRow = this.lastHiddenRow.get(0);
     if (hiddenRow === undefined) throw new InvalidArgumentError('row 0 was not part of the last step');
     if (o.tokens.length !== n) throw new InvalidArgumentError(`reflect: ${o.tokens.length} tokens for the ${n} positions of row 0`);
-    if (!Number.isInteger(o.steps) || o.steps < 0) throw new InvalidArgumentError(`reflect: steps must be a non-negative integer, got ${o.steps}`);
-    const targets = o.tokens.slice(1);
-    const adam = new AdamW(dim, o.adam);
-    const delta = new Float32Array(dim);
-    const losses: number[] = [];
-    let mode = o.mode;
-    for (let s = 0; s <= o.steps; s++) {
-      const r = await session.xent(n, targets, delta, { lambda: o.lambda, temperature: o.temperature, backward: s < o.steps, mode });
-      losses.push(r.loss);
-      mode = r.mode;
-      if (s < o.steps) delta.set(adam.step(r.grad!));
-    }
-    const h = await session.keptHidden(n - 1);
-    for (let i = 0; i < dim; i++) h[i] += delta[i]; // float32 adds, as the xent kernels form h + δ
-    // 'linear': the last xent() formed W·h_T + W·δ already; the statistics come from those logits.
-    const stats = mode === 'linear' ? await session.headOverKeptLogits(hiddenRow, h, o.sampling) : await session.headOver(hiddenRow, h, o.sampling);
+    const r = await session.reflect(n, o.tokens.slice(1), {
+      lambda: o.lambda, temperature: o.temperature, steps: o.steps, adam: adamwOptions(o.adam), mode: o.mode,
+    });
+    // 'linear': the last evaluation formed W·h_T + W·δ already; the statistics come from those logits.
+    const stats = r.mode === 'linear'
+      ? await session.headOverKeptLogits(hiddenRow, r.input, o.sampling)
+      : await session.headOver(hiddenRow, r.input, o.sampling);
+    const losses = r.losses;
     return { losses, stats };
   }
 

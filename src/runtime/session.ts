@@ -4,7 +4,7 @@
 import { BufferPool, STORAGE, UNIFORM } from '../gpu/buffers.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import {
-  Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, XENT_PARAMS_BYTES,
+  ADAMW_PARAMS_BYTES, Kernels, LM_PARTIALS_PER_ROW, LM_PARTIAL_BYTES, MAX_TOP_K, XENT_PARAMS_BYTES,
   type XentShape, xentParams, xentPartialsBytes, xentStatsBytes,
 } from '../gpu/kernels.ts';
 import { type KernelCall, encodeCalls } from '../gpu/pipelines.ts';
@@ -15,6 +15,7 @@ import { InvalidArgumentError } from '../errors.ts';
 import { kvDim, qDim } from '../model/config.ts';
 import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
 import type { GpuWeights } from '../model/weights.ts';
+import { type AdamWOptions, adamwUniform, biasCorrections } from './adamw.ts';
 import { KvCache } from './kv-cache.ts';
 import { type StepStats, attentionRecordWords, parseAttention, parseStats, statsRecordBytes } from './stats.ts';
 
@@ -79,6 +80,32 @@ interface XentState {
   wcls: GPUBuffer;
 }
 
+/** Session.reflect: SRGen's optimisation of δ, every step on the GPU. */
+export interface ReflectResult {
+  /** The loss at δ = 0, then after each AdamW step. */
+  losses: number[];
+  /** The final δ [dim]. */
+  delta: Float32Array;
+  /** h_{T−1} + δ [dim] (float32 adds, as the xent kernels form them): the last position's LM-head input. */
+  input: Float32Array;
+  /** The path that computed the losses ('linear' falls back to 'fused' past keptLogitsCapacity). */
+  mode: XentMode;
+}
+
+/** AdamW steps one Session.reflect may take (the bias corrections' buffer). */
+export const MAX_REFLECT_STEPS = 1024;
+
+/** adamw.wgsl's buffers and launch for Session.reflect, made on the first reflection. */
+interface AdamState {
+  params: GPUBuffer;
+  moments: GPUBuffer;
+  count: GPUBuffer;
+  corrections: GPUBuffer;
+  /** The 16-byte loss record of xent's stats after each evaluation, [MAX_REFLECT_STEPS + 1]. */
+  losses: GPUBuffer;
+  step: KernelCall<null>;
+}
+
 /** How SRGen's loss is computed: from kept logits (xent_linear.wgsl) or recomputed (xent.wgsl). */
 export type XentMode = 'linear' | 'fused';
 
@@ -112,6 +139,8 @@ interface LinearXentState {
   coef: GPUBuffer;
   fillStep: GPUBuffer;
   fillOut: GPUBuffer;
+  /** A Step uniform with nTokens 1 (the GEMV u = W·δ). */
+  oneRowStep: GPUBuffer;
   fill: KernelCall;
   forward: KernelCall<XentShape>[];
   backward: KernelCall<XentShape>[];
@@ -139,6 +168,7 @@ export class Session {
   private hiddenKept = 0;
   private xentState: Promise<XentState> | null = null;
   private linearState: Promise<LinearXentState> | null = null;
+  private adamState: Promise<AdamState> | null = null;
   /** Attention statistics of one layer for the stats rows (setAttentionStats); null: off. */
   private attention: AttentionStatsState | null = null;
   /** Leading positions of row 0 whose logits W·h_t are in the kept-logits history. */
@@ -491,7 +521,11 @@ export class Session {
         coef: await get('xent_coef', v4 * 16),
         fillStep: await get('xent_fill_step', STEP_UNIFORM_BYTES, UNIFORM),
         fillOut: await get('xent_fill_out', FILL_ROWS * v4 * 16),
+        oneRowStep: await get('xent_one_row_step', STEP_UNIFORM_BYTES, UNIFORM),
       };
+      const step = new ArrayBuffer(STEP_UNIFORM_BYTES);
+      encodeStep(step, { nTokens: 1, statsRowStart: 0, statsRows: 1, seed: 0, counter: 0, statsTemperature: 1, sampleTemperature: 0 });
+      this.ctx.device.queue.writeBuffer(b.oneRowStep, 0, step);
       const io = { ...x, ...b, wcls: x.wcls };
       const shape = { dim: c.dim, vocab: c.vocabSize };
       const [fill, forward, backward, lastRow] = await Promise.all([
@@ -538,34 +572,113 @@ export class Session {
   ): Promise<XentResult> {
     this.ctx.assertAlive();
     const c = this.config;
+    if (delta.length !== c.dim) throw new InvalidArgumentError(`δ must have ${c.dim} entries, got ${delta.length}`);
+    const { x, linear } = await this.prepareXent(positions, targets, o);
+    this.ctx.device.queue.writeBuffer(x.delta, 0, delta.buffer, delta.byteOffset, delta.byteLength);
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'xent' });
+    this.encodeXent(encoder, x, linear, positions, o.backward, linear !== null && delta.every((d) => d === 0));
+    const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
+    if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
+    this.ctx.device.queue.submit([encoder.finish()]);
+    const [summary, grad] = await Promise.all(reads.map((r) => r.read()));
+    const s = new Float32Array(summary);
+    return { loss: s[0], ce: s[1], entropy: s[2], grad: grad ? new Float32Array(grad) : null, mode: linear ? 'linear' : 'fused' };
+  }
+
+  /**
+   * SRGen's reflection (algorithms.md §4) over row 0's first `positions` kept hidden states: from
+   * δ = 0, `steps` AdamW steps on the loss of xent() (same targets, λ, temperature, mode), all on
+   * the GPU in one submit (xent kernels, adamw.wgsl) with one readback at the end: the losses, δ
+   * and h_{T−1} + δ. With 'linear', the kept logits' u = W·δ is of the final δ afterwards
+   * (headOverKeptLogits).
+   */
+  async reflect(
+    positions: number, targets: readonly number[],
+    o: { lambda: number; temperature: number; steps: number; adam: AdamWOptions; mode?: XentMode },
+  ): Promise<ReflectResult> {
+    if (!Number.isInteger(o.steps) || o.steps < 0 || o.steps > MAX_REFLECT_STEPS) {
+      throw new InvalidArgumentError(`reflect: steps must be an integer in 0..${MAX_REFLECT_STEPS}, got ${o.steps}`);
+    }
+    const { x, linear } = await this.prepareXent(positions, targets, o);
+    const a = await this.adamKernels();
+    const q = this.ctx.device.queue;
+    q.writeBuffer(a.params, 0, adamwUniform(o.adam));
+    const corrections = biasCorrections(o.adam, o.steps);
+    q.writeBuffer(a.corrections, 0, corrections.buffer, 0, corrections.byteLength);
+    const encoder = this.ctx.device.createCommandEncoder({ label: 'reflect' });
+    encoder.clearBuffer(x.delta);
+    encoder.clearBuffer(a.moments);
+    encoder.clearBuffer(a.count);
+    for (let s = 0; s <= o.steps; s++) {
+      const backward = s < o.steps;
+      this.encodeXent(encoder, x, linear, positions, backward, s === 0, backward ? [a.step] : []);
+      encoder.copyBufferToBuffer(x.stats, 0, a.losses, 16 * s, 16);
+    }
+    const dim = this.config.dim;
+    const reads = [
+      await this.readback.enqueue(encoder, a.losses, 0, 16 * (o.steps + 1)),
+      await this.readback.enqueue(encoder, x.delta, 0, dim * 4),
+      await this.readback.enqueue(encoder, this.hiddenHistory!, (positions - 1) * dim * 4, dim * 4),
+    ];
+    q.submit([encoder.finish()]);
+    const [losses, delta, hidden] = (await Promise.all(reads.map((r) => r.read()))).map((b) => new Float32Array(b));
+    const input = hidden.map((h, i) => h + delta[i]);
+    return { losses: Array.from({ length: o.steps + 1 }, (_, s) => losses[4 * s]), delta, input, mode: linear ? 'linear' : 'fused' };
+  }
+
+  /** Checks an xent evaluation's arguments and writes its params and targets; the kept logits filled for 'linear'. */
+  private async prepareXent(
+    positions: number, targets: readonly number[], o: { lambda: number; temperature: number; mode?: XentMode },
+  ): Promise<{ x: XentState; linear: LinearXentState | null }> {
+    this.ctx.assertAlive();
     if (!Number.isInteger(positions) || positions < 1 || positions > this.keptHiddenPositions) {
       throw new InvalidArgumentError(`xent needs 1..${this.keptHiddenPositions} kept positions of row 0, got ${positions}`);
     }
     if (targets.length !== positions - 1) throw new InvalidArgumentError(`xent needs ${positions - 1} targets, got ${targets.length}`);
-    if (delta.length !== c.dim) throw new InvalidArgumentError(`δ must have ${c.dim} entries, got ${delta.length}`);
     const x = await this.xentKernels();
     const linear = (o.mode ?? 'linear') === 'linear' && positions <= this.keptLogitsCapacity ? await this.linearKernels() : null;
     const q = this.ctx.device.queue;
     q.writeBuffer(x.params, 0, xentParams(positions, o.lambda, o.temperature));
-    q.writeBuffer(x.delta, 0, delta.buffer, delta.byteOffset, delta.byteLength);
     if (positions > 1) {
       const t = Uint32Array.from(targets);
       q.writeBuffer(x.targets, 0, t.buffer, 0, t.byteLength);
     }
     if (linear) await this.fillKeptLogits(linear, positions);
-    const encoder = this.ctx.device.createCommandEncoder({ label: 'xent' });
-    const zeroDelta = linear !== null && delta.every((d) => d === 0);
-    if (zeroDelta) encoder.clearBuffer(linear.u);
+    return { x, linear };
+  }
+
+  /**
+   * One evaluation of the loss at the δ in x.delta (with `backward` its gradient into x.grad) in
+   * its own compute pass, then `after` in the same pass. `zeroDelta`: δ is 0 (linear: u = 0, no GEMV).
+   */
+  private encodeXent(
+    encoder: GPUCommandEncoder, x: XentState, linear: LinearXentState | null, positions: number, backward: boolean,
+    zeroDelta: boolean, after: readonly KernelCall<null>[] = [],
+  ): void {
+    if (linear && zeroDelta) encoder.clearBuffer(linear.u);
     const pass = encoder.beginComputePass({ label: 'xent' });
-    const calls = linear ? (o.backward ? linear.backward : linear.forward) : o.backward ? [...x.forward, ...x.backward] : x.forward;
-    encodeCalls(pass, calls, { positions, zeroDelta });
+    const calls = linear ? (backward ? linear.backward : linear.forward) : backward ? [...x.forward, ...x.backward] : x.forward;
+    encodeCalls(pass, calls, { positions, zeroDelta: linear !== null && zeroDelta });
+    encodeCalls(pass, after, null);
     pass.end();
-    const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
-    if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
-    q.submit([encoder.finish()]);
-    const [summary, grad] = await Promise.all(reads.map((r) => r.read()));
-    const s = new Float32Array(summary);
-    return { loss: s[0], ce: s[1], entropy: s[2], grad: grad ? new Float32Array(grad) : null, mode: linear ? 'linear' : 'fused' };
+  }
+
+  private adamKernels(): Promise<AdamState> {
+    this.adamState ??= (async () => {
+      const x = await this.xentKernels();
+      const get = (label: string, bytes: number, usage = STORAGE) => this.pool.acquire(label, bytes, usage);
+      const dim = this.config.dim;
+      const b = {
+        params: await get('adamw_params', ADAMW_PARAMS_BYTES, UNIFORM),
+        moments: await get('adamw_moments', dim * 8),
+        count: await get('adamw_count', 16),
+        corrections: await get('adamw_corrections', MAX_REFLECT_STEPS * 8),
+        losses: await get('reflect_losses', 16 * (MAX_REFLECT_STEPS + 1)),
+      };
+      const step = await this.kernels.adamw('adamw', dim, { ...b, grad: x.grad, theta: x.delta });
+      return { ...b, step };
+    })();
+    return this.adamState;
   }
 
   /** The kept final hidden state of row 0 at `pos` (dim floats read back). */
@@ -690,8 +803,10 @@ export class Session {
     this.hiddenHistory = null;
     this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
     this.xentState = null;
-    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut].forEach((y) => this.pool.release(y)), () => {});
+    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut, x.oneRowStep].forEach((y) => this.pool.release(y)), () => {});
     this.linearState = null;
+    this.adamState?.then((x) => [x.params, x.moments, x.count, x.corrections, x.losses].forEach((y) => this.pool.release(y)), () => {});
+    this.adamState = null;
     this.releaseAttention();
     this.kv.release(this.pool);
     this.readback.destroy();

@@ -6,6 +6,7 @@
 // logits (|z| ≲ 30: ~4e-6 absolute) carried through LSE and the sums, not bit for bit.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { AdamW, SRGEN_ADAMW } from '../../src/runtime/adamw.ts';
 import { SessionRuntime } from '../../src/runtime/decode-runtime.ts';
 import type { SamplingParams, Session } from '../../src/runtime/session.ts';
 import { mulberry32, randn } from '../support/gpu.ts';
@@ -65,6 +66,31 @@ describe('SRGen kept-logits reflection vs fused, stories15M', () => {
     assert.deepEqual(l.stats.topK.map((c) => c.id), f.stats.topK.map((c) => c.id));
     assert.ok(Math.abs(l.stats.lse - f.stats.lse) <= 1e-4);
     assert.ok(Math.abs(l.stats.entropy - f.stats.entropy) <= 1e-4);
+  });
+
+  test('Session.reflect (AdamW on the GPU, one submit) vs xent() steps with AdamW in float64', async () => {
+    session.reset();
+    await new SessionRuntime(session).feed(tokens.slice(0, 33), sampling);
+    const T = 33;
+    const targets = tokens.slice(1, T);
+    const o = { lambda: 0.05, temperature: 0.6 };
+    for (const mode of ['linear', 'fused'] as const) {
+      const gpu = await session.reflect(T, targets, { ...o, steps: 4, adam: SRGEN_ADAMW, mode });
+      assert.equal(gpu.mode, mode);
+      const adam = new AdamW(session.config.dim);
+      const delta = new Float32Array(session.config.dim);
+      const losses: number[] = [];
+      for (let s = 0; s <= 4; s++) {
+        const r = await session.xent(T, targets, delta, { ...o, backward: s < 4, mode });
+        losses.push(r.loss);
+        if (s < 4) delta.set(adam.step(r.grad!));
+      }
+      losses.forEach((x, i) => assert.ok(Math.abs(gpu.losses[i] - x) <= 2e-5 * Math.abs(x), `${mode} loss ${i}: ${gpu.losses[i]} vs ${x}`));
+      // Each step moves a coordinate by about lr; float32 AdamW vs float64 agrees far below that.
+      let err = 0;
+      for (let i = 0; i < delta.length; i++) err = Math.max(err, Math.abs(gpu.delta[i] - delta[i]));
+      assert.ok(err <= 1e-3 * SRGEN_ADAMW.lr, `${mode}: δ differs by ${err}`);
+    }
   });
 
   test('kept logits follow the hidden states: a rollback and new tokens refill them', async () => {

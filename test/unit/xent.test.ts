@@ -632,3 +632,71 @@ describe('xent: fused vs unfused GPU gradient', () => {
     });
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// xent_linear.wgsl: the same loss and dδ from kept logits z_t = W·h_t (Kernels.xentLinear)
+
+/** Kept logits by Kernels.matmul (the session's fill GEMM), then xentLinear forward + backward. */
+async function runLinear(pr: Problem): Promise<GpuXent> {
+  const { dim, vocab, positions: T } = pr.p;
+  const v4 = Math.ceil(vocab / 4);
+  const wcls = await gpu.upload(transposeConcat([pr.W], dim), 'wcls');
+  const logits = await gpu.alloc(T * 4 * v4, Number.NaN, 'kept logits');
+  const fill = await gpu.kernels.matmul('fill', { k: dim, n: vocab, accumulate: false, rowsPerInvocation: 4, yN: 4 * v4 },
+    { step: await gpu.step({ nTokens: T }), x: await gpu.upload(pr.hidden, 'hidden'), w: wcls, y: logits });
+  await gpu.run([fill], { nTokens: T, statsRows: 0 }, []);
+  const b = {
+    params: await gpu.uniform(xentParams(T, pr.p.lambda, pr.p.temperature), 'params'),
+    logits, wcls,
+    delta: await gpu.upload(pr.delta, 'delta'),
+    oneRowStep: await gpu.step({ nTokens: 1 }),
+    targets: await gpu.upload(new Uint32Array(Math.max(1, T - 1)).map((_, t) => pr.p.targets[t] ?? 0), 'targets'),
+    u: await gpu.alloc(4 * v4, Number.NaN, 'u'),
+    coef: await gpu.alloc(4 * v4 + 4, Number.NaN, 'coef'),
+    stats: await gpu.alloc(xentStatsBytes(T + 1) / 4, Number.NaN, 'stats'),
+    grad: await gpu.alloc(dim + 4, Number.NaN, 'grad'),
+  };
+  const calls = await gpu.kernels.xentLinear('xent_linear', { dim, vocab, backward: true }, b);
+  const [s, g, c] = await gpu.run(bound(calls, { positions: T }), NO_STEP, [b.stats, b.grad, b.coef]);
+  const stats = new Float32Array(s);
+  const grad = new Float32Array(g);
+  const coef = new Float32Array(c);
+  for (let i = 4 * (T + 1); i < stats.length; i++) assert.ok(Number.isNaN(stats[i]), `stats written past record ${T}`);
+  for (let i = dim; i < grad.length; i++) assert.ok(Number.isNaN(grad[i]), 'grad written past dim');
+  for (let i = vocab; i < 4 * v4; i++) assert.equal(coef[i], 0, `coefficient of padding lane ${i}`);
+  for (let i = 4 * v4; i < coef.length; i++) assert.ok(Number.isNaN(coef[i]), 'coef written past its columns');
+  assert.deepEqual(gpu.ctx.uncapturedErrors, []);
+  return { stats: stats.subarray(0, 4 * (T + 1)), grad: grad.subarray(0, dim) };
+}
+
+describe('xent_linear: kept logits vs float64', () => {
+  // vocab 37: 10 vec4 columns (fewer than a forward workgroup's 64 invocations), the last with one
+  // real id; vocab 9001: V4 = 2251 is odd (the coefficients' last column has no partner); T = 1.
+  const cases: Case[] = [
+    { dim: 8, vocab: 37, T: 5, ...SRGEN, seed: 800 },
+    { dim: 8, vocab: 37, T: 1, ...SRGEN, seed: 801 },
+    { dim: 12, vocab: 9001, T: 11, lambda: 0.3, temperature: 1.7, seed: 802 },
+    { dim: 288, vocab: 32000, T: 17, ...SRGEN, seed: 803 },
+  ];
+  for (const c of cases) {
+    test(`dim ${c.dim} vocab ${c.vocab} T ${c.T}`, async (t) => {
+      const pr = problem(c);
+      const ref = xentGradRef(pr.p, pr.delta);
+      const f = ref.forward;
+      const got = await runLinear(pr);
+      // z_t + W·δ rounds differently from W·(h_t + δ): float32 rounding of logits |z| ≲ 30.
+      const near = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 2e-5 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+      const [loss, ce, entropy, lseTemp] = got.stats;
+      near(loss, f.loss, 'loss');
+      near(ce, f.ce, 'CE');
+      near(entropy, f.entropy, 'entropy');
+      near(lseTemp, f.lseTemp, 'LSE at T_s');
+      for (let p = 0; p < c.T; p++) near(got.stats[4 * (1 + p)], f.lse[p], `LSE_${p}`);
+      const gmax = Math.max(...Array.from(ref.grad, Math.abs));
+      let err = 0;
+      for (let k = 0; k < c.dim; k++) err = Math.max(err, Math.abs(got.grad[k] - ref.grad[k]));
+      t.diagnostic(`loss ${f.loss.toFixed(6)} Δ ${(loss - f.loss).toExponential(1)}; max|Δdδ|/max|dδ| ${(err / gmax).toExponential(2)}`);
+      assert.ok(err <= 1e-4 * gmax, `dδ differs by ${err} (max |dδ| ${gmax})`);
+    });
+  }
+});
