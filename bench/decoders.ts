@@ -87,7 +87,7 @@ function distinct2(texts: number[][]): number {
 
 async function timed(engine: Engine, prompt: string, o: GenerateOptions): Promise<GenerationResult & { wallMs: number }> {
   const t0 = performance.now();
-  const r = await engine.generate(prompt, o).complete();
+  const r = await engine.generate(prompt, { reuse: false, ...o }).complete();
   return { ...r, wallMs: performance.now() - t0 };
 }
 
@@ -269,7 +269,7 @@ async function qualitySection(large: Engine, scorer: Session): Promise<QualityRo
       const branches: Record<string, number> = {};
       for (const prompt of PROMPTS) {
         for (let seed = 0; seed < seeds; seed++) {
-          const r = await engine.generate(prompt, { ...o, seed, maxTokens: tokens }).complete();
+          const r = await engine.generate(prompt, { ...o, seed, maxTokens: tokens, reuse: false }).complete();
           const scored = await scoreText(scorer, r.tokens, r.promptTokenCount);
           ppl.push(scored.ppl);
           entropy.push(scored.entropy);

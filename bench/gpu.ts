@@ -57,7 +57,7 @@ interface Run {
 
 async function run(engine: Engine, prompt: number, maxTokens = TOKENS): Promise<Run> {
   const t0 = performance.now();
-  const g = engine.generate(PROMPTS[prompt], { decoder: 'greedy', maxTokens, topK: 0 });
+  const g = engine.generate(PROMPTS[prompt], { decoder: 'greedy', maxTokens, topK: 0, reuse: false });
   let ttftMs = 0;
   for await (const step of g) if (step.index === 0) ttftMs = performance.now() - t0;
   const r = await g.result;

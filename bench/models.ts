@@ -136,7 +136,7 @@ async function benchModels(runs: number, warmup: number, tokens: number, filter:
   }
   for (let round = 0; round < warmup + runs; round++) {
     for (const m of loaded) {
-      const r = await m.engine.generate(PROMPT, { decoder: 'greedy', maxTokens: tokens }).complete();
+      const r = await m.engine.generate(PROMPT, { decoder: 'greedy', maxTokens: tokens, reuse: false }).complete();
       if (round >= warmup) m.results.push(r);
     }
     console.log(`# round ${round + 1}/${warmup + runs}${round < warmup ? ' (warm-up)' : ''} done`);

@@ -265,7 +265,7 @@ async function e2eSection(): Promise<E2eRow[]> {
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < engines.length; i++) {
       const e = engines[(i + r) % engines.length];
-      const g = await e.engine.generate(prompt, { maxTokens: TOKENS }).complete();
+      const g = await e.engine.generate(prompt, { maxTokens: TOKENS, reuse: false }).complete();
       e.rates.push(g.timing.decodeTokPerSec);
       if (r === 0) e.tokens = g.tokens;
       console.log(`  round ${r + 1} ${e.weights}: ${g.timing.decodeTokPerSec.toFixed(2)} tok/s`);

@@ -132,7 +132,7 @@ export async function runForkwise(params: ForkwiseParams): Promise<ForkwiseRun> 
   const maxTokens = Math.min(params.maxTokens ?? Infinity, steps - p + 1);
 
   const t0 = performance.now();
-  const generation = e.generate(prompt, { decoder: 'greedy', topK: 0, ...params.generate, maxTokens });
+  const generation = e.generate(prompt, { decoder: 'greedy', topK: 0, reuse: false, ...params.generate, maxTokens });
   let ttftMs = 0;
   for await (const step of generation) {
     if (step.index === 0) ttftMs = performance.now() - t0;
