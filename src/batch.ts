@@ -1,7 +1,7 @@
 // n sequences from one prompt in n KV rows of one session, stepped together: one forward pass per
-// token for all rows (OpenAI's `n`). batchLoop runs the rows and yields each row's steps and end;
-// demultiplex turns that one stream into n Generations, each pulling the shared loop as it is
-// read, and a Generation closed early stops its row.
+// token for all rows (OpenAI's `n`). The engine's loop yields each row's steps and end;
+// demultiplex drives it and hands each of n Generations its row's steps; a Generation closed
+// early stops its row.
 import type { Decoder } from './decode/decoder.ts';
 import type { DecodeRuntime, ReflectOptions, Reflection } from './runtime/decode-runtime.ts';
 import type { SamplingParams } from './runtime/session.ts';
@@ -57,35 +57,37 @@ export function sharedSampling(decoders: readonly Decoder[], pos: number): Sampl
 }
 
 /**
- * n Generation sources over one batch stream. Reading row r pulls the stream until r has a step
- * (or has ended), queueing the other rows' steps; closing row r early marks it inactive (the loop
- * stops stepping it), and once every row is closed the stream is closed.
+ * n Generation sources over one batch stream. The stream is driven to its end at once (the
+ * engine's lock is released when the batch ends, whether or not every row is read), each row's
+ * steps queued until its reader takes them; closing row r early marks it inactive, and the loop
+ * stops stepping it.
  */
 export function demultiplex<S, R>(source: AsyncGenerator<BatchItem<S, R>, void>, n: number, active: boolean[]): AsyncGenerator<S, R>[] {
   const queues: S[][] = Array.from({ length: n }, () => []);
   const results = new Map<number, R>();
   let failure: { error: unknown } | null = null;
   let ended = false;
-  let pulling: Promise<void> | null = null;
-  const pull = () => (pulling ??= (async () => {
+  const waiters = new Set<() => void>();
+  const notify = () => {
+    for (const wake of [...waiters]) wake();
+    waiters.clear();
+  };
+  void (async () => {
     try {
-      const next = await source.next();
-      if (next.done) ended = true;
-      else if ('step' in next.value) queues[next.value.row].push(next.value.step);
-      else results.set(next.value.row, next.value.result);
+      for (;;) {
+        const next = await source.next();
+        if (next.done) break;
+        if ('step' in next.value) queues[next.value.row].push(next.value.step);
+        else results.set(next.value.row, next.value.result);
+        notify();
+      }
     } catch (error) {
       failure = { error };
     } finally {
-      pulling = null;
-    }
-  })());
-  const close = (row: number) => {
-    active[row] = false;
-    if (active.every((a) => !a) && !ended) {
       ended = true;
-      void source.return(undefined).catch(() => {});
+      notify();
     }
-  };
+  })();
   async function* rowSource(row: number): AsyncGenerator<S, R> {
     try {
       for (;;) {
@@ -96,10 +98,10 @@ export function demultiplex<S, R>(source: AsyncGenerator<BatchItem<S, R>, void>,
         if (results.has(row)) return results.get(row)!;
         if (failure) throw failure.error;
         if (ended) throw new InvalidArgumentError(`batch row ${row} ended without a result`);
-        await pull();
+        await new Promise<void>((wake) => waiters.add(wake));
       }
     } finally {
-      close(row);
+      active[row] = false;
     }
   }
   return Array.from({ length: n }, (_, r) => rowSource(r));

@@ -1,6 +1,7 @@
 // Engine.generateBatch (OpenAI's n as batched rows) on stories15M: n rows stepped together, the
 // first equal to generate() with the same options, the others distinct and seeded; closing one
-// row early leaves the others running; decoders with rows of their own are refused.
+// row early leaves the others running, unread rows do not hold the engine; decoders with rows of
+// their own are refused.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Engine, GenerationResult } from '../../src/engine.ts';
@@ -37,6 +38,14 @@ describe('generateBatch', () => {
     const single = await engine.generate('Once upon a time', { maxTokens: 12 }).complete();
     assert.deepEqual(r0.tokens, single.tokens);
     assert.equal(r0.steps.length, 12, 'row 0 ran to its end after row 1 was closed');
+  });
+
+  test('rows nobody reads do not hold the engine: the batch runs to its end by itself', async () => {
+    const gens = engine.generateBatch('Once upon a time', { maxTokens: 6 }, 3);
+    const first = await gens[0].complete();
+    const next = await engine.generate('Once upon a time', { maxTokens: 6 }).complete();
+    assert.deepEqual(next.tokens, first.tokens, 'the next call ran (rows 1 and 2 were never read)');
+    assert.deepEqual((await gens[2].complete()).tokens, first.tokens, 'an unread row still has its result');
   });
 
   test('decoders with rows or models of their own are refused before any work', () => {
