@@ -44,11 +44,17 @@ describe('stories15M against llama2.c in Chromium (WebGPU)', () => {
     });
   }
 
-  test('seeded samples are the same in Chromium and in Node (GPU draw, CPU draw after top-p, CNTP)', async () => {
+  test('seeded samples are the same in Chromium and in Node (GPU draw, CPU draw after top-p, CNTP, the new decoders)', async () => {
     const cases: GenerateOptions[] = [
       { decoder: 'sample', temperature: 0.9, seed: 1234, maxTokens: 40 }, // full vocabulary: GPU Gumbel-max
       { decoder: 'sample', temperature: 1, topP: 0.9, seed: 99, maxTokens: 30 }, // truncated: CPU draw from top-64
       { decoder: 'cntp', temperature: 1, topP: 0.9, seed: 5, maxTokens: 16 }, // trials as batched rows
+      // this round's decoders and penalties: entropix (attention statistics, branch draws), HAPO's
+      // adaptive temperature, PURE's entropy top-k, OpenAI's additive penalties
+      { decoder: 'entropix', seed: 3, maxTokens: 10 },
+      { decoder: 'adaptive-temperature', seed: 4, maxTokens: 10, adaptiveTemperature: { warmup: 4 } },
+      { decoder: 'entropy-top-k', seed: 6, maxTokens: 10 },
+      { decoder: 'sample', temperature: 1, topP: 0.95, frequencyPenalty: 1, presencePenalty: 0.5, seed: 8, maxTokens: 10 },
     ];
     const engine = await loadedEngine();
     try {
