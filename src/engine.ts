@@ -1,7 +1,7 @@
 // The public engine: a GPU device, one loaded model (weights, tokenizer, session) and
 // generate(), an async iterator of token steps with their uncertainty statistics.
 import { checkBoolean, checkGenerateCall, checkGpuOptions, checkLoadOptions, checkTokenIds } from './arguments.ts';
-import type { Decoder, Gauge } from './decode/decoder.ts';
+import type { Decoder, Emission, Gauge } from './decode/decoder.ts';
 import {
   DECODERS, type DecoderEvent, type DecoderName, type DecoderSections, type DecoderSummary, resolveDecoder,
 } from './decode/registry.ts';
@@ -26,7 +26,7 @@ import { Session } from './runtime/session.ts';
 import { type BatchItem, RowView, batchable, demultiplex, sharedSampling } from './batch.ts';
 import type { AttentionStats, StepStats } from './runtime/stats.ts';
 import { buildTokenizer } from './tokenizer/load.ts';
-import type { ChatMessage, TextTokenizer } from './tokenizer/types.ts';
+import type { ChatMessage, TextTokenizer, TokenTextStream } from './tokenizer/types.ts';
 
 /** Candidates per step unless loadModel asks otherwise: 24 B of statistics + 5 × 8 B = 64 B read back. */
 export const DEFAULT_TOP_K = 5;
@@ -807,12 +807,8 @@ export class Engine {
     if (plan.requires.hiddenStates) await session.keepHiddenStates();
     await session.setAttentionStats(plan.requires.attention || plan.attention ? undefined : null);
     const runtime = new SessionRuntime(session);
-    const tokens = [...plan.promptTokens];
-    const text = tokenizer.stream(tokens);
-    const promptText = tokenizer.decode(tokens);
-    const eos = new Set(model.info.config.eosIds.concat(tokenizer.eosIds));
-    const steps: GenerationStep[] = [];
-    const events: DecoderEvent[] = [];
+    const seq = new Sequence(model, plan);
+    const { tokens, steps } = seq;
     const t0 = performance.now();
     // Readback of every session the decoder may use (EAD's small model too).
     const bytesRead = () => session.bytesRead + (model.small?.session.bytesRead ?? 0);
@@ -825,15 +821,14 @@ export class Engine {
     const statsTemperature = (pos: number) => decoder.sampling(pos).statsTemperature ?? 1;
 
     checkAbort(plan.signal);
+    // Leading prompt tokens not fed again: in row 0 already (or, with a memory, evicted earlier).
     let reused: number;
     let stats: StepStats;
     if (memory) {
-      // Tokens before `from` are in row 0 or were evicted in an earlier turn: not fed again.
       reused = memory.begin(tokens, plan.memory, plan.reuse);
-      const from = reused;
-      stats = await memory.prefill(tokens, from, decoder.sampling(tokens.length - 1), reserve());
+      stats = await memory.prefill(tokens, reused, decoder.sampling(tokens.length - 1), reserve());
     } else {
-      reused = this.keepCommonPrefix(session, plan.reuse ? tokens : []);
+      reused = session.keepCommonPrefix(plan.reuse ? tokens : []);
       stats = decoder.start
         ? await decoder.start(runtime, tokens)
         : await runtime.feed(tokens.slice(reused), decoder.sampling(tokens.length - 1));
@@ -842,38 +837,19 @@ export class Engine {
     const fed = () => (memory ? memory.next : runtime.length(0));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
-    let finish: FinishReason | null = null;
-    while (finish === null) {
+    while (seq.finish === null) {
       // pos: the position of the last token (its logits are `stats`), tokens.length − 1 unless a
       // memory has evicted: then row 0's (a decoder with its own models, EAD, may not feed row 0).
       const pos = memory ? runtime.length(0) - 1 : tokens.length - 1;
       const budget = Math.min(plan.maxTokens - steps.length, seqLen - pos);
       const ts = performance.now();
       const emission = await decoder.next({ stats, pos, tokens, budget, runtime });
-      if (emission.event) events.push(withTrialTexts(emission.event as DecoderEvent, tokenizer));
-      for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
-        if (eos.has(next)) {
-          finish = 'eos';
-          break;
-        }
-        if (next === tokenizer.bosId && model.info.format === 'llama2c') {
-          finish = 'bos';
-          break;
-        }
-        const at = tokens.length - 1;
-        tokens.push(next);
-        memory?.score(at + 1, surprisal(emission.stats[i], next, statsTemperature(pos + i)));
-        const step = this.describeStep(model, steps.length, at, tokens[at], next, text.push(next), emission.stats[i]);
-        if (emission.models) step.model = emission.models[i];
-        if (emission.gauges) step.gauge = emission.gauges[i];
-        if (i === 0 && emission.event) step.event = events.at(-1);
-        steps.push(step);
+      const accepted = seq.accept(emission, budget, { contextEnds: !memory });
+      for (const [i, step] of accepted.entries()) {
+        memory?.score(step.pos + 1, surprisal(emission.stats[i], step.tokenId, statsTemperature(pos + i)));
         yield step;
-        if (!memory && at + 1 >= seqLen) finish = 'context';
-        else if (steps.length >= plan.maxTokens) finish = 'max_tokens';
-        if (finish) break;
       }
-      if (!finish) {
+      if (seq.finish === null) {
         checkAbort(plan.signal);
         if (emission.next) {
           stats = emission.next;
@@ -894,39 +870,14 @@ export class Engine {
       decodeMs += performance.now() - ts;
     }
     memory?.sync(tokens);
-    // Forwards after prefill along the kept sequence: one per token after the first (a CNTP
-    // trial's tokens each count), plus the one that produced a final BOS or EOS.
-    const ended = finish === 'bos' || finish === 'eos';
-    const decodeSteps = Math.max(0, steps.length - 1) + (ended && steps.length > 0 ? 1 : 0);
-    const completion = steps.map((s) => s.text).join('') + text.flush();
-    return {
-      prompt: plan.prompt,
-      tokens,
-      promptTokenCount: plan.promptTokens.length,
-      text: promptText + completion,
-      completion,
-      finish: finish ?? 'max_tokens',
-      steps,
-      events,
-      summary: (decoder.summary?.() ?? { decoder: decoder.name }) as DecoderSummary,
-      timing: {
-        ttftMs: steps.length ? prefillMs : 0,
-        prefillMs,
-        prefillTokens: plan.promptTokens.length - reused,
-        reusedTokens: reused,
-        decodeMs,
-        decodeTokens: decodeSteps,
-        prefillTokPerSec: (plan.promptTokens.length - reused) / (prefillMs / 1000),
-        decodeTokPerSec: decodeSteps > 0 ? decodeSteps / (decodeMs / 1000) : 0,
-        readbackBytesPerStep: (bytesRead() - bytesBefore) / (1 + decodeSteps),
-      },
-      ...(memory ? {
-        memory: {
-          policy: plan.memory.policy, evictions: [...memory.evictions], kept: [...memory.held], scores: [...memory.scores],
-          keptText: tokenizer.decode(memory.held.map((i) => tokens[i])),
-        },
-      } : {}),
-    };
+    const result = seq.result(decoder, { prefillMs, decodeMs, reused, bytesRead: bytesRead() - bytesBefore });
+    if (memory) {
+      result.memory = {
+        policy: plan.memory.policy, evictions: [...memory.evictions], kept: [...memory.held], scores: [...memory.scores],
+        keptText: tokenizer.decode(memory.held.map((i) => tokens[i])),
+      };
+    }
+    return result;
   }
 
   /** generateBatch's loop: every live row's decoder draws, then one step feeds all their tokens. */
@@ -942,11 +893,7 @@ export class Engine {
     const runtime = new SessionRuntime(session);
     const decoders = [plan.decoder, ...Array.from({ length: n - 1 }, () => checkGenerateOptions(o, decoderContext(model)).decoder)];
     const prompt = plan.promptTokens;
-    const eos = new Set(model.info.config.eosIds.concat(tokenizer.eosIds));
-    const promptText = tokenizer.decode(prompt);
-    const rows = Array.from({ length: n }, () => ({
-      tokens: [...prompt], steps: [] as GenerationStep[], events: [] as DecoderEvent[], text: tokenizer.stream(prompt), finish: null as FinishReason | null,
-    }));
+    const rows = Array.from({ length: n }, () => new Sequence(model, plan));
     const t0 = performance.now();
     const bytesBefore = session.bytesRead;
     session.reset();
@@ -956,24 +903,9 @@ export class Engine {
     if (prompt.length > 1) await runtime.feed(prompt.slice(0, -1), sharedSampling(decoders, prompt.length - 2));
     runtime.fork(0, Array.from({ length: n - 1 }, (_, i) => i + 1));
     const first = await runtime.step(rows.map((_, r) => ({ id: prompt.at(-1)!, row: r })), sharedSampling(decoders, prompt.length - 1));
-    const stats = new Map(first.map((s, r) => [r, s]));
+    const stats = new Map(first.map((x, r) => [r, x]));
     const prefillMs = performance.now() - t0;
     let decodeMs = 0;
-    const result = (r: number): GenerationResult => {
-      const row = rows[r];
-      const decodeTokens = Math.max(0, row.steps.length - 1) + (row.finish === 'eos' || row.finish === 'bos' ? 1 : 0);
-      const completion = row.steps.map((st) => st.text).join('') + row.text.flush();
-      return {
-        prompt: plan.prompt, tokens: row.tokens, promptTokenCount: prompt.length, text: promptText + completion, completion,
-        finish: row.finish ?? 'max_tokens', steps: row.steps, events: row.events,
-        summary: (decoders[r].summary?.() ?? { decoder: decoders[r].name }) as DecoderSummary,
-        timing: {
-          ttftMs: row.steps.length ? prefillMs : 0, prefillMs, prefillTokens: prompt.length, reusedTokens: 0, decodeMs, decodeTokens,
-          prefillTokPerSec: prompt.length / (prefillMs / 1000), decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (decodeMs / 1000) : 0,
-          readbackBytesPerStep: (session.bytesRead - bytesBefore) / n / (1 + decodeTokens),
-        },
-      };
-    };
     const live = () => rows.map((_, r) => r).filter((r) => rows[r].finish === null && active[r]);
     while (live().length > 0) {
       const ts = performance.now();
@@ -983,24 +915,14 @@ export class Engine {
         const pos = row.tokens.length - 1;
         const budget = Math.min(plan.maxTokens - row.steps.length, seqLen - pos);
         const emission = await decoders[r].next({ stats: stats.get(r)!, pos, tokens: row.tokens, budget, runtime: new RowView(runtime, r) });
-        if (emission.event) row.events.push(withTrialTexts(emission.event as DecoderEvent, tokenizer));
-        for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
-          if (eos.has(next)) row.finish = 'eos';
-          else if (next === tokenizer.bosId && model.info.format === 'llama2c') row.finish = 'bos';
-          if (row.finish) break;
-          const at = row.tokens.length - 1;
-          row.tokens.push(next);
-          const step = this.describeStep(model, row.steps.length, at, row.tokens[at], next, row.text.push(next), emission.stats[i]);
-          if (emission.gauges) step.gauge = emission.gauges[i];
-          if (i === 0 && emission.event) step.event = row.events.at(-1);
-          row.steps.push(step);
-          feeds.push({ id: next, row: r });
+        for (const step of row.accept(emission, budget, { contextEnds: true })) {
+          feeds.push({ id: step.tokenId, row: r });
           yield { row: r, step };
-          if (at + 1 >= seqLen) row.finish = 'context';
-          else if (row.steps.length >= plan.maxTokens) row.finish = 'max_tokens';
-          if (row.finish) break;
         }
-        if (row.finish) yield { row: r, result: result(r) };
+        if (row.finish) {
+          const bytesRead = (session.bytesRead - bytesBefore) / n;
+          yield { row: r, result: row.result(decoders[r], { prefillMs, decodeMs, reused: 0, bytesRead }) };
+        }
       }
       const step = feeds.filter((f) => rows[f.row].finish === null && active[f.row]);
       if (step.length > 0) {
@@ -1010,34 +932,6 @@ export class Engine {
       }
       decodeMs += performance.now() - ts;
     }
-  }
-
-  /**
-   * Keeps the longest prefix of row 0 that equals `tokens` (at most all but the last token, whose
-   * statistics the step must produce) and empties every other row; returns its length.
-   */
-  private keepCommonPrefix(session: Session, tokens: readonly number[]): number {
-    const kept = Math.min(session.kv.commonPrefix(0, tokens), tokens.length - 1);
-    if (kept <= 0) {
-      session.reset();
-      return 0;
-    }
-    session.kv.rollback(0, kept);
-    for (let r = 1; r < session.kv.rows; r++) session.kv.rollback(r, 0);
-    return kept;
-  }
-
-  private describeStep(
-    model: LoadedModel, index: number, pos: number, inputToken: number, tokenId: number, text: string, s: StepStats,
-  ): GenerationStep {
-    return {
-      index, pos, inputToken, tokenId, text,
-      lse: s.lse, entropy: s.entropy, varentropy: s.varentropy, maxLogit: s.maxLogit,
-      topK: s.topK.slice(0, model.session.topK).map((c) => ({
-        id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
-      })),
-      ...(s.attention ? { attention: s.attention } : {}),
-    };
   }
 
   /**
@@ -1080,6 +974,88 @@ export class Engine {
 export function canBatch(options: GenerateOptions): boolean {
   const { decoder, requires } = checkGenerateOptions(options);
   return batchable(decoder, requires) && (options.memory?.policy ?? 'none') === 'none';
+}
+
+/**
+ * One sequence being generated (generate()'s, or a row of generateBatch): its tokens, steps,
+ * events and text, how it ended, and its result.
+ */
+class Sequence {
+  readonly tokens: number[];
+  readonly steps: GenerationStep[] = [];
+  readonly events: DecoderEvent[] = [];
+  finish: FinishReason | null = null;
+  private readonly text: TokenTextStream;
+  private readonly promptText: string;
+  private readonly eos: Set<number>;
+
+  constructor(private readonly model: LoadedModel, private readonly plan: Plan) {
+    this.tokens = [...plan.promptTokens];
+    this.text = model.tokenizer.stream(this.tokens);
+    this.promptText = model.tokenizer.decode(this.tokens);
+    this.eos = new Set(model.info.config.eosIds.concat(model.tokenizer.eosIds));
+  }
+
+  /**
+   * Appends the emission's tokens (at most `budget`), each as a step, until the sequence ends:
+   * an EOS id, a llama2.c story's BOS, max tokens, or (contextEnds) the last position.
+   */
+  accept(emission: Emission, budget: number, o: { contextEnds: boolean }): GenerationStep[] {
+    const { model, tokens } = this;
+    if (emission.event) this.events.push(withTrialTexts(emission.event as DecoderEvent, model.tokenizer));
+    const out: GenerationStep[] = [];
+    for (const [i, next] of emission.tokens.slice(0, budget).entries()) {
+      if (this.eos.has(next)) this.finish = 'eos';
+      else if (next === model.tokenizer.bosId && model.info.format === 'llama2c') this.finish = 'bos';
+      if (this.finish) break;
+      const at = tokens.length - 1;
+      tokens.push(next);
+      const step = describeStep(model, this.steps.length, at, tokens[at], next, this.text.push(next), emission.stats[i]);
+      if (emission.models) step.model = emission.models[i];
+      if (emission.gauges) step.gauge = emission.gauges[i];
+      if (i === 0 && emission.event) step.event = this.events.at(-1);
+      this.steps.push(step);
+      out.push(step);
+      if (o.contextEnds && at + 1 >= model.session.context) this.finish = 'context';
+      else if (this.steps.length >= this.plan.maxTokens) this.finish = 'max_tokens';
+      if (this.finish) break;
+    }
+    return out;
+  }
+
+  /** The result once the sequence has ended; `bytesRead`: this sequence's share of the readback. */
+  result(decoder: Decoder, t: { prefillMs: number; decodeMs: number; reused: number; bytesRead: number }): GenerationResult {
+    const { plan, steps } = this;
+    // Forwards after prefill along the kept sequence: one per token after the first (a CNTP
+    // trial's tokens each count), plus the one that produced a final BOS or EOS.
+    const ended = this.finish === 'bos' || this.finish === 'eos';
+    const decodeTokens = Math.max(0, steps.length - 1) + (ended && steps.length > 0 ? 1 : 0);
+    const completion = steps.map((s) => s.text).join('') + this.text.flush();
+    const prefilled = plan.promptTokens.length - t.reused;
+    return {
+      prompt: plan.prompt, tokens: this.tokens, promptTokenCount: plan.promptTokens.length,
+      text: this.promptText + completion, completion, finish: this.finish ?? 'max_tokens', steps, events: this.events,
+      summary: (decoder.summary?.() ?? { decoder: decoder.name }) as DecoderSummary,
+      timing: {
+        ttftMs: steps.length ? t.prefillMs : 0, prefillMs: t.prefillMs, prefillTokens: prefilled, reusedTokens: t.reused,
+        decodeMs: t.decodeMs, decodeTokens,
+        prefillTokPerSec: prefilled / (t.prefillMs / 1000),
+        decodeTokPerSec: decodeTokens > 0 ? decodeTokens / (t.decodeMs / 1000) : 0,
+        readbackBytesPerStep: t.bytesRead / (1 + decodeTokens),
+      },
+    };
+  }
+}
+
+function describeStep(model: LoadedModel, index: number, pos: number, inputToken: number, tokenId: number, text: string, s: StepStats): GenerationStep {
+  return {
+    index, pos, inputToken, tokenId, text,
+    lse: s.lse, entropy: s.entropy, varentropy: s.varentropy, maxLogit: s.maxLogit,
+    topK: s.topK.slice(0, model.session.topK).map((c) => ({
+      id: c.id, logit: c.logit, prob: Math.exp(c.logit - s.lse), text: model.tokenizer.decode([c.id]),
+    })),
+    ...(s.attention ? { attention: s.attention } : {}),
+  };
 }
 
 /** A generation checked and tokenized before its turn (Engine.plan). */

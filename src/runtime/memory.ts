@@ -135,8 +135,7 @@ export class RowMemory {
     const start = Math.min(common, this.next, prompt.length - 1);
     let count = 0;
     while (count < this.held.length && this.held[count] < start) count++;
-    this.session.kv.rollback(0, count);
-    for (let r = 1; r < this.session.kv.rows; r++) this.session.kv.rollback(r, 0);
+    this.session.keepPrefix(count);
     this.held.length = count;
     this.scores.length = count;
     if (sizes.policy === 'sirllm') this.scores = this.scores.map((s) => s * sizes.decay);

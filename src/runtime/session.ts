@@ -789,6 +789,26 @@ export class Session {
     return this.readback.bytesRead;
   }
 
+  /** Keeps the first `n` positions of row 0 and empties every other row (n 0: reset()). */
+  keepPrefix(n: number): void {
+    if (n <= 0) {
+      this.reset();
+      return;
+    }
+    this.kv.rollback(0, n);
+    for (let r = 1; r < this.kv.rows; r++) this.kv.rollback(r, 0);
+  }
+
+  /**
+   * Keeps the longest prefix of row 0 that equals `tokens` (at most all but the last, whose
+   * statistics a step must produce), empties every other row, and returns its length.
+   */
+  keepCommonPrefix(tokens: readonly number[]): number {
+    const kept = Math.max(0, Math.min(this.kv.commonPrefix(0, tokens), tokens.length - 1));
+    this.keepPrefix(kept);
+    return kept;
+  }
+
   reset(): void {
     this.kv.clear();
     this.hiddenKept = 0;
