@@ -894,6 +894,7 @@ export class Engine {
     const decoders = [plan.decoder, ...Array.from({ length: n - 1 }, () => checkGenerateOptions(o, decoderContext(model)).decoder)];
     const prompt = plan.promptTokens;
     const rows = Array.from({ length: n }, () => new Sequence(model, plan));
+    const views = rows.map((_, r) => new RowView(runtime, r));
     const t0 = performance.now();
     const bytesBefore = session.bytesRead;
     session.reset();
@@ -914,7 +915,7 @@ export class Engine {
         const row = rows[r];
         const pos = row.tokens.length - 1;
         const budget = Math.min(plan.maxTokens - row.steps.length, seqLen - pos);
-        const emission = await decoders[r].next({ stats: stats.get(r)!, pos, tokens: row.tokens, budget, runtime: new RowView(runtime, r) });
+        const emission = await decoders[r].next({ stats: stats.get(r)!, pos, tokens: row.tokens, budget, runtime: views[r] });
         for (const step of row.accept(emission, budget, { contextEnds: true })) {
           feeds.push({ id: step.tokenId, row: r });
           yield { row: r, step };
