@@ -14,7 +14,13 @@
 // bench/results/profile-<date>.json and .md, and bench/report/profile.md (REPORT.md includes it).
 // Run it before and after a kernel change and compare the two files.
 //
+// `--attention-stats 32,200` adds, per model, what attention statistics (GenerationStep.attention,
+// the last layer) cost a decode step at those positions: steps alternate stats off / on, and the
+// extra GPU time of the on steps (the statistics' attention launch and its head-agreement
+// reduction, against the plain attention launch) is taken as a share of the off step.
+//
 // Usage: npm run bench:profile [-- --steps 16 --pos 32 --models f32,gguf-q8,gguf-q4,q8,q4 --out FILE.json]
+//        npm run bench:profile -- --models f32 --attention-stats 32,200 --steps 24
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +42,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '16' },
     pos: { type: 'string', default: '32' },
     models: { type: 'string', default: 'f32,gguf-q8,gguf-q4' },
+    'attention-stats': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -191,11 +198,13 @@ async function profileModel(label: string, load: Parameters<Engine['loadModel']>
         const gbps = bytes[family] / (ms / 1000) / 1e9;
         return { family, launches: of.length, ms, share: ms / stepMs, bytes: bytes[family], gbps, ofCopy: gbps / copy.copyReadGbps };
       }).filter((r) => r.launches > 0);
+      const attentionStats = args['attention-stats'] ? await attentionStatsCost(engine, args['attention-stats'].split(',').map(Number)) : undefined;
       return {
         label, loadMs, gpuBytes: info.gpuBytes,
         weightBytes: (info as { weightBytes?: unknown }).weightBytes, adapter: ctx.adapter,
         position: START_POS, steps: STEPS, stepMs, wallStepMs: median(wall.slice(1)), copy, families,
         launches: launches.map((t) => ({ label: t.label, family: t.family, ms: t.ms })),
+        ...(attentionStats ? { attentionStats } : {}),
       };
     } finally {
       profiler.destroy();
@@ -203,6 +212,65 @@ async function profileModel(label: string, load: Parameters<Engine['loadModel']>
   } finally {
     engine.dispose();
   }
+}
+
+/**
+ * Attention statistics' cost at decode positions `positions`: from each, STEPS steps alternating
+ * statistics off and on (same machine load for both), medians per launch. Extra = the on step's
+ * layer-L attention launches (main_stats + agree) minus the off step's plain attention launch.
+ */
+async function attentionStatsCost(engine: Engine, positions: number[]) {
+  const { ctx, loaded } = internals(engine);
+  const session = loaded!.session;
+  const layer = session.config.nLayers - 1;
+  const profiler = new KernelProfiler(ctx);
+  const rows = [];
+  try {
+    for (const pos of positions) {
+      session.reset();
+      const ids = Array.from({ length: pos + STEPS + 2 }, (_, i) => (i === 0 ? 1 : 300 + ((i * 37) % 5000)));
+      await session.step(ids.slice(0, pos).map((id, p) => ({ id, pos: p, row: 0 })));
+      const steps: Record<'off' | 'on', KernelTiming[][]> = { off: [], on: [] };
+      session.profiler = profiler;
+      try {
+        for (let s = 0; s < STEPS + 2; s++) {
+          const on = s % 2 === 1;
+          await session.setAttentionStats(on ? layer : null);
+          await session.step([{ id: ids[pos + s], pos: pos + s, row: 0 }]);
+          const timings = await profiler.read();
+          if (s >= 2) steps[on ? 'on' : 'off'].push(timings); // the first pair warms both up
+        }
+      } finally {
+        session.profiler = null;
+        await session.setAttentionStats(null);
+      }
+      const total = (k: 'off' | 'on') => median(steps[k].map((t) => t.reduce((a, x) => a + x.ms, 0)));
+      const attn = (k: 'off' | 'on') => median(steps[k].map((t) => t.filter((x) => x.label.startsWith(`l${layer}.attention`)).reduce((a, x) => a + x.ms, 0)));
+      const row = {
+        pos, layer, pairs: steps.on.length, offStepMs: total('off'), onStepMs: total('on'),
+        attentionOffMs: attn('off'), attentionOnMs: attn('on'),
+        extraMs: attn('on') - attn('off'), extraShare: (attn('on') - attn('off')) / total('off'),
+      };
+      rows.push(row);
+      console.log(`attention statistics at position ${pos}: layer ${layer} attention ${num(row.attentionOffMs, 3)} → ${num(row.attentionOnMs, 3)} ms ` +
+        `(+${num(row.extraMs, 3)} ms, ${pct(row.extraShare)} of a ${num(row.offStepMs, 1)} ms step; whole step on/off ${num(row.onStepMs / row.offStepMs, 3)})`);
+    }
+  } finally {
+    profiler.destroy();
+  }
+  return rows;
+}
+
+function attentionTable(rows: Awaited<ReturnType<typeof attentionStatsCost>>): string {
+  return [
+    '',
+    `Attention statistics (layer ${rows[0]?.layer}), steps alternating off / on, medians:`,
+    '',
+    '| position | pairs | attention launch(es) off → on, GPU ms | extra ms | extra share of the step | step GPU ms off / on |',
+    '|---:|---:|---|---:|---:|---|',
+    ...rows.map((r) => `| ${r.pos} | ${r.pairs} | ${num(r.attentionOffMs, 3)} → ${num(r.attentionOnMs, 3)} | ${num(r.extraMs, 3)} | ${pct(r.extraShare)} | ${num(r.offStepMs, 1)} / ${num(r.onStepMs, 1)} |`),
+    '',
+  ].join('\n');
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
@@ -221,7 +289,7 @@ function table(p: Awaited<ReturnType<typeof profileModel>>): string {
     ...p.families.map((r) => `| ${r.family} | ${r.launches} | ${num(r.ms, 3)} | ${pct(r.share)} | ${(r.bytes / 1e6).toFixed(3)} MB | ` +
       `${r.bytes ? num(r.gbps) : '—'} | ${r.bytes ? pct(r.ofCopy) : '—'} |`),
     '',
-  ].join('\n');
+  ].join('\n') + (p.attentionStats ? attentionTable(p.attentionStats) : '');
 }
 
 async function main() {

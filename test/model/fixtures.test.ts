@@ -39,11 +39,14 @@ for (const f of MODEL_FIXTURES) {
       console.log(`# ${f.name}: max |Δ lse|, |Δ entropy| / max(20, |lse|) = ${worst.toExponential(2)}`);
     });
 
+    // The first golden is generated to its end; the others only to their first token (their prompt
+    // ids and the prefill's argmax): the teacher-forced test above already covers every position.
     test('greedy generation from the prompt text gives the golden tokens', async () => {
-      for (const g of goldens) {
-        const r = await engine.generate(g.prompt, { maxTokens: g.tokens.length - g.prompt_token_count }).complete();
+      for (const [i, g] of goldens.entries()) {
+        const budget = i === 0 ? g.tokens.length - g.prompt_token_count : 1;
+        const r = await engine.generate(g.prompt, { maxTokens: budget }).complete();
         assert.deepEqual(r.tokens.slice(0, g.prompt_token_count), g.tokens.slice(0, g.prompt_token_count), `${JSON.stringify(g.prompt)}: prompt ids`);
-        assert.deepEqual(r.tokens, g.tokens, `${JSON.stringify(g.prompt)}: greedy tokens`);
+        assert.deepEqual(r.tokens, g.tokens.slice(0, g.prompt_token_count + budget), `${JSON.stringify(g.prompt)}: greedy tokens`);
       }
     });
   });

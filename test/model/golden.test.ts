@@ -15,7 +15,10 @@ describe('stories15M against llama2.c (Node, webgpu package)', () => {
     engine.dispose();
   });
 
-  for (const golden of goldens()) {
+  // Both finishes (BOS after a one-token prompt, a full context after an eight-token one). The
+  // third reference, "Once upon a time", differs only in its prompt: its encoding and first tokens
+  // are the max-tokens test's, its every position the teacher-forced test's.
+  for (const golden of goldens().filter((g) => g.name !== 'greedy-once-upon-a-time.json')) {
     test(`${golden.name}: greedy tokens, text and per-step stats`, async () => {
       const generation = engine.generate(golden.prompt, { decoder: 'greedy' });
       const result = await generation.complete();
@@ -37,8 +40,8 @@ describe('stories15M against llama2.c (Node, webgpu package)', () => {
     });
   }
 
-  test('teacher-forced scoring reproduces every position of the longest reference', async () => {
-    const golden = goldens().reduce((a, b) => (a.per_position.length >= b.per_position.length ? a : b));
+  test('teacher-forced scoring reproduces every position of "Once upon a time"', async () => {
+    const golden = goldens().find((g) => g.name === 'greedy-once-upon-a-time.json')!;
     const fed = golden.per_position.map((p) => p.input_token);
     const stats = await engine.score(fed);
     assert.equal(stats.length, fed.length);
