@@ -42,7 +42,7 @@ export interface ForwardGraph {
   decode: KernelCall[];
   /** The same for many-token steps (GEMM matmuls). */
   prefill: KernelCall[];
-  /** One stats row: the fused LM head + statistics, logits in registers. */
+  /** One stats row (HeadKind): the classifier GEMV + statistics over its logits, or the fused kernel. */
   head: KernelCall[];
   /**
    * Several stats rows (a batch, or scoring): a GEMM over the classifier reads its weights once
@@ -52,40 +52,55 @@ export interface ForwardGraph {
   batchedHead: KernelCall[];
   /** The classifier GEMM alone (the first launches of batchedHead, one per tile): logits of the stats rows. */
   logits: KernelCall[];
+  /** The same as a GEMV, for one stats row. */
+  logits1: KernelCall[];
 }
 
+/**
+ * How a one-row step's LM head runs. 'split': the classifier GEMV writes the row's logits to a GPU
+ * buffer (128 KB for a 32k vocabulary; nothing is read back) and the statistics reduce them.
+ * 'fused': one kernel folds each logit into the statistics as it computes it (lm_head_stats.wgsl).
+ * The split head is the default: on SwiftShader its GPU time is ×0.69 of the fused one's for f32
+ * weights and the same (±1 %) for Q8_0 and Q4_0 (bench/kernel-bench.ts and bench:profile): the
+ * fused kernel's statistics fold inside the dot-product loop costs more than the logits' round
+ * trip through memory.
+ */
+export type HeadKind = 'split' | 'fused';
+
 export async function buildForward(
-  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number,
+  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number, head: HeadKind = 'split',
 ): Promise<ForwardGraph> {
   const c = weights.config;
   // All pipelines compile concurrently: compilation dominates load time on SwiftShader.
-  const [decode, prefill, logits] = await Promise.all([
+  const [decode, prefill, logits, logits1] = await Promise.all([
     Promise.all(body(kernels, c, weights, b, 1)),
     Promise.all(body(kernels, c, weights, b, 4)),
-    Promise.all(weights.classifier.map((tile, i) => classifierGemm(kernels, c, tile, i, b))),
+    Promise.all(weights.classifier.map((tile, i) => classifierMatmul(kernels, c, tile, i, b, 4))),
+    Promise.all(weights.classifier.map((tile, i) => classifierMatmul(kernels, c, tile, i, b, 1))),
   ]);
-  return { decode, prefill, logits, ...(await buildHeads(kernels, weights, b, topK, logits)) };
+  return { decode, prefill, logits, logits1, ...(await buildHeads(kernels, weights, b, topK, { logits, logits1 }, head)) };
 }
 
 /** The logits of the stats rows for one classifier tile, at its columns of the logits rows. */
-function classifierGemm(k: Kernels, c: ModelConfig, tile: ClassifierTile, i: number, b: ForwardBuffers) {
-  return k.matmul(`lm_head.logits.${i}`, {
-    k: c.dim, n: tile.vocab, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true,
+function classifierMatmul(k: Kernels, c: ModelConfig, tile: ClassifierTile, i: number, b: ForwardBuffers, rowsPerInvocation: 1 | 4) {
+  return k.matmul(`lm_head.logits${rowsPerInvocation === 1 ? '1' : ''}.${i}`, {
+    k: c.dim, n: tile.vocab, accumulate: false, rowsPerInvocation, statsRowsOnly: true,
     yN: Math.ceil(c.vocabSize / 4) * 4, yOffset: tile.firstId,
   }, { step: b.step, x: b.hidden, w: tile.matrix ?? tile.buffer, y: b.logits });
 }
 
-/** The two statistics heads (single row fused, batched) for `topK` candidates per row. */
+/** The two statistics heads (one row, batched) for `topK` candidates per row. */
 export async function buildHeads(
-  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number, logits: KernelCall[],
+  kernels: Kernels, weights: GpuWeights, b: ForwardBuffers, topK: number, m: Pick<ForwardGraph, 'logits' | 'logits1'>,
+  kind: HeadKind = 'split',
 ): Promise<Pick<ForwardGraph, 'head' | 'batchedHead'>> {
   const c = weights.config;
   const stats = { step: b.step, tokens: b.tokens, partials: b.partials, partialTopK: b.partialTopK, stats: b.stats };
-  const [head, logitsStats] = await Promise.all([
-    kernels.lmHeadStats(`lm_head.top${topK}`, { dim: c.dim, topK }, { ...stats, hidden: b.hidden, tiles: weights.classifier }),
+  const [fused, logitsStats] = await Promise.all([
+    kind === 'fused' ? kernels.lmHeadStats(`lm_head.top${topK}`, { dim: c.dim, topK }, { ...stats, hidden: b.hidden, tiles: weights.classifier }) : [],
     kernels.logitsStats(`lm_head.stats.top${topK}`, { vocab: c.vocabSize, topK }, { ...stats, logits: b.logits }),
   ]);
-  return { head, batchedHead: [...logits, ...logitsStats] };
+  return { head: kind === 'fused' ? fused : [...m.logits1, ...logitsStats], batchedHead: [...m.logits, ...logitsStats] };
 }
 
 function body(k: Kernels, c: ModelConfig, w: GpuWeights, b: ForwardBuffers, rowsPerInvocation: 1 | 4): Promise<KernelCall>[] {

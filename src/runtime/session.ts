@@ -13,7 +13,7 @@ import { ReadbackRing } from '../gpu/readback.ts';
 import { NO_TOKEN, STEP_UNIFORM_BYTES, TOKEN_SLOT_BYTES, encodeStep } from '../gpu/step.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { kvDim, qDim } from '../model/config.ts';
-import { type ForwardBuffers, type ForwardGraph, buildForward, buildHeads } from '../model/forward.ts';
+import { type ForwardBuffers, type ForwardGraph, type HeadKind, buildForward, buildHeads } from '../model/forward.ts';
 import type { GpuWeights } from '../model/weights.ts';
 import { type AdamWOptions, adamwUniform, biasCorrections } from './adamw.ts';
 import { KvCache } from './kv-cache.ts';
@@ -49,6 +49,8 @@ export interface SessionOptions {
   maxStepTokens?: number;
   /** Most stats rows one launch of the LM head may produce. */
   maxStatsRows?: number;
+  /** How a one-row step's LM head runs (ForwardGraph.head); default 'split'. */
+  head?: HeadKind;
 }
 
 const GREEDY: SamplingParams = { temperature: 0, seed: 0 };
@@ -150,6 +152,7 @@ interface LinearXentState {
 
 export class Session {
   readonly topK: number;
+  readonly head: HeadKind;
   readonly maxStepTokens: number;
   readonly maxStatsRows: number;
   private kvCache: KvCache;
@@ -188,6 +191,7 @@ export class Session {
   ) {
     this.kvCache = kv;
     this.topK = o.topK;
+    this.head = o.head;
     this.maxStepTokens = o.maxStepTokens;
     this.maxStatsRows = o.maxStatsRows;
     this.tokenSlots = new Uint32Array(4 * o.maxStepTokens);
@@ -201,7 +205,9 @@ export class Session {
       topK: options.topK ?? 8,
       maxStepTokens: options.maxStepTokens ?? weights.contextLength,
       maxStatsRows: options.maxStatsRows ?? 16,
+      head: options.head ?? 'split',
     };
+    if (o.head !== 'split' && o.head !== 'fused') throw new InvalidArgumentError(`head must be 'split' or 'fused', got ${String(o.head)}`);
     if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > MAX_TOP_K) {
       throw new InvalidArgumentError(`topK must be an integer in [1, ${MAX_TOP_K}], got ${o.topK}`);
     }
@@ -231,7 +237,7 @@ export class Session {
         stats: await get('stats', statsRecordBytes(MAX_TOP_K) / 4, o.maxStatsRows),
         logits: await get('logits', Math.ceil(c.vocabSize / 4) * 4, o.maxStatsRows),
       };
-      const graph = await buildForward(kernels, weights, buffers, o.topK);
+      const graph = await buildForward(kernels, weights, buffers, o.topK, o.head);
       return new Session(ctx, kernels, pool, weights, buffers, graph, kv, o);
     } catch (error) {
       acquired.forEach((b) => pool.release(b));
@@ -264,7 +270,7 @@ export class Session {
     const grown = await this.kv.grow(this.pool, this.kernels, encoder, rows);
     try {
       const buffers = { ...this.buffers, kCache: grown.keys, vCache: grown.values };
-      this.graph = await buildForward(this.kernels, this.weights, buffers, this.topK);
+      this.graph = await buildForward(this.kernels, this.weights, buffers, this.topK, this.head);
     } catch (error) {
       grown.discard(this.pool);
       throw error;
@@ -732,7 +738,7 @@ export class Session {
   }
 
   private wide(): ReturnType<typeof buildHeads> {
-    this.wideHeads ??= buildHeads(this.kernels, this.weights, this.buffers, MAX_TOP_K, this.graph.logits);
+    this.wideHeads ??= buildHeads(this.kernels, this.weights, this.buffers, MAX_TOP_K, this.graph, this.head);
     return this.wideHeads;
   }
 
