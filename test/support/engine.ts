@@ -55,7 +55,7 @@ export const STAT_TOLERANCE = 1e-3;
  * A bare runtime Session with `rows` KV rows (below the Engine API), on stories15M or on the
  * model at `path` (a test fixture: folder or file).
  */
-export async function modelSession(rows: number, topK = 8, path?: string) {
+export async function modelSession(rows: number, topK = 8, path?: string, options: { head?: 'split' | 'fused' } = {}) {
   const { create } = await import('webgpu');
   const { acquireGpu } = await import('../../src/gpu/device.ts');
   const { BufferPool } = await import('../../src/gpu/buffers.ts');
@@ -71,6 +71,6 @@ export async function modelSession(rows: number, topK = 8, path?: string) {
     ? (await openModel(await modelFromPath(path))).files
     : await readLlama2c(bytesReader('stories15M.bin', readFileSync(bundledModel.model)));
   const weights = await uploadWeights(ctx, model, { contextLength: Math.min(model.config.trainedContext, 1024) });
-  const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows, topK });
+  const session = await Session.create(ctx, new Kernels(ctx), new BufferPool(ctx), weights, { rows, topK, ...options });
   return { ctx, session, destroy: () => { session.dispose(); weights.destroy(); ctx.device.destroy(); } };
 }
