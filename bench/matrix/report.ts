@@ -26,7 +26,8 @@ export function reportPaths(env = process.env): ReportPaths {
 
 export interface Regression {
   id: string;
-  metric: 'ratio to llama2.c' | 'decode tok/s';
+  /** `ratio to <peer>` (the cell's first peer: llama2.c-wasm, wllama) or 'decode tok/s'. */
+  metric: string;
   /** Date of the result file the cell was compared with. */
   previousDate: string;
   previous: number;
@@ -64,22 +65,23 @@ function safeList(dir: string): string[] {
 
 /**
  * Every ok cell against the newest earlier file where that cell was ok too (a partial run,
- * e.g. with --grep, leaves the other cells' last values in force). Compared on the ratio to
- * llama2.c when both runs have one (both systems measured in the same minutes: less sensitive to
- * the shared machine's load), else on decode tok/s.
+ * e.g. with --grep, leaves the other cells' last values in force). Compared on the ratio to the
+ * cell's peer (llama2.c for f32, wllama for q8/q4) when both runs have one against the same peer
+ * (both systems measured in the same minutes: less sensitive to the shared machine's load), else
+ * on decode tok/s.
  */
 export function compare(current: MatrixResult, previous: MatrixResult[], threshold = DEFAULT_THRESHOLD): Regression[] {
   return current.cells.flatMap((c) => {
     const prevFile = previous.find((r) => r.cells.some((x) => x.id === c.id && x.status === 'ok'));
     const p = prevFile?.cells.find((x) => x.id === c.id);
     if (c.status !== 'ok' || !prevFile || !p) return [];
-    const byRatio = c.ratio?.decodeTokPerSec !== undefined && p.ratio?.decodeTokPerSec !== undefined;
+    const byRatio = c.ratio?.decodeTokPerSec !== undefined && p.ratio?.decodeTokPerSec !== undefined && c.peer?.name === p.peer?.name;
     const cur = byRatio ? c.ratio!.decodeTokPerSec! : c.forkwise?.decodeTokPerSec?.median;
     const prev = byRatio ? p.ratio!.decodeTokPerSec! : p.forkwise?.decodeTokPerSec?.median;
     if (cur === undefined || prev === undefined || prev <= 0) return [];
     const change = cur / prev - 1;
     return [{
-      id: c.id, metric: byRatio ? 'ratio to llama2.c' : 'decode tok/s', previousDate: prevFile.date,
+      id: c.id, metric: byRatio ? `ratio to ${c.peer!.name}` : 'decode tok/s', previousDate: prevFile.date,
       previous: prev, current: cur, change, flagged: change < -threshold,
     }];
   });

@@ -91,7 +91,7 @@ describe('bench matrix (smallest)', () => {
     };
     const worse = regressionFor(2);
     assert.equal(worse.regs.length, 1);
-    assert.equal(worse.regs[0].metric, 'ratio to llama2.c');
+    assert.equal(worse.regs[0].metric, 'ratio to llama2.c-wasm');
     assert.ok(worse.regs[0].flagged && Math.abs(worse.regs[0].change + 0.5) < 1e-9, JSON.stringify(worse.regs));
     assert.match(worse.report, /\*\*1 regression\(s\)\*\*/);
     assert.match(worse.report, /^\| ⚠ \*\*REGRESSION\*\* greedy · B1 · short · f32 \| ratio to llama2\.c \| /m);
