@@ -94,7 +94,7 @@ describe('bench matrix (smallest)', () => {
     assert.equal(worse.regs[0].metric, 'ratio to llama2.c-wasm');
     assert.ok(worse.regs[0].flagged && Math.abs(worse.regs[0].change + 0.5) < 1e-9, JSON.stringify(worse.regs));
     assert.match(worse.report, /\*\*1 regression\(s\)\*\*/);
-    assert.match(worse.report, /^\| ⚠ \*\*REGRESSION\*\* greedy · B1 · short · f32 \| ratio to llama2\.c \| /m);
+    assert.match(worse.report, /^\| ⚠ \*\*REGRESSION\*\* greedy · B1 · short · f32 \| ratio to llama2\.c-wasm \| /m);
     const same = regressionFor(1);
     assert.equal(same.regs.length, 1);
     assert.equal(same.regs[0].flagged, false);
