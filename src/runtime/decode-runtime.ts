@@ -88,7 +88,10 @@ export class SessionRuntime implements DecodeRuntime {
   async step(tokens: readonly { id: number; row: number }[], sampling: SamplingParams): Promise<StepStats[]> {
     const inputs = tokens.map((t, i) => ({ id: t.id, row: t.row, pos: this.session.kv.lengths[t.row] + countBefore(tokens, i) }));
     const stats = (await this.session.step(inputs, tokens.length, sampling)).map((x, i) => finite(x, inputs[i].pos));
-    this.lastHiddenRow = new Map(tokens.map((t, i) => [t.row, i]));
+    this.lastHiddenRow = new Map(tokens.flatMap((t, i) => {
+      const hidden = this.session.hiddenRowOf(i, tokens.length);
+      return hidden === undefined ? [] : [[t.row, hidden] as const];
+    }));
     return stats;
   }
 
@@ -126,7 +129,7 @@ export class SessionRuntime implements DecodeRuntime {
   async feed(ids: readonly number[], sampling: SamplingParams): Promise<StepStats> {
     const start = this.session.kv.lengths[0];
     const [stats] = await this.session.step(ids.map((id, i) => ({ id, pos: start + i, row: 0 })), 1, sampling);
-    this.lastHiddenRow = new Map([[0, ids.length - 1]]);
+    this.lastHiddenRow = new Map([[0, this.session.hiddenRowOf(ids.length - 1, ids.length)!]]);
     return finite(stats, start + ids.length - 1);
   }
 }

@@ -45,7 +45,10 @@ export interface SessionOptions {
   rows?: number;
   /** Top candidates returned per stats row, 1..64. */
   topK?: number;
-  /** Most token rows one step may carry (prefill chunk); defaults to the context length. */
+  /**
+   * Token rows the activations hold (the prefill chunk): a longer step runs in chunks of this
+   * many. Default min(context, PREFILL_CHUNK).
+   */
   maxStepTokens?: number;
   /** Most stats rows one launch of the LM head may produce. */
   maxStatsRows?: number;
@@ -54,6 +57,13 @@ export interface SessionOptions {
 }
 
 const GREEDY: SamplingParams = { temperature: 0, seed: 0 };
+
+/**
+ * Default prefill chunk: the activations are sized for this many token rows, not the context. A
+ * Llama 3.2 1B session at context 4096 would otherwise hold ~590 MB of activations, its FFN buffer
+ * alone 268 MB, over the 128 MiB storage binding many devices have.
+ */
+export const PREFILL_CHUNK = 256;
 
 /** SRGen's loss over row 0's kept hidden states, and its gradient (Session.xent). */
 export interface XentResult {
@@ -203,7 +213,7 @@ export class Session {
     const o: Required<SessionOptions> = {
       rows: options.rows ?? 1,
       topK: options.topK ?? 8,
-      maxStepTokens: options.maxStepTokens ?? weights.contextLength,
+      maxStepTokens: options.maxStepTokens ?? Math.min(weights.contextLength, PREFILL_CHUNK),
       maxStatsRows: options.maxStatsRows ?? 16,
       head: options.head ?? 'split',
     };
@@ -298,15 +308,36 @@ export class Session {
    */
   async step(tokens: readonly TokenInput[], statsRows = 1, sampling: SamplingParams = GREEDY): Promise<StepStats[]> {
     this.ctx.assertAlive();
-    if (tokens.length === 0 || tokens.length > this.maxStepTokens) {
-      throw new InvalidArgumentError(`a step carries 1..${this.maxStepTokens} tokens, got ${tokens.length}`);
-    }
+    if (tokens.length === 0) throw new InvalidArgumentError('a step carries at least one token');
     this.checkTokens(tokens);
-    const start = tokens.length - Math.min(statsRows, tokens.length);
-    this.writeTokens(tokens);
-    const stats = await this.run(this.bodyFor(tokens.length), tokens.length, start, tokens.length - start, sampling, tokens);
-    for (const t of tokens) this.kv.written(t.row, t.pos, t.id);
-    return stats;
+    const want = Math.min(statsRows, tokens.length);
+    const out: StepStats[] = [];
+    // More tokens than the activations hold run in chunks of maxStepTokens (hiddenRowOf says
+    // where each token's hidden state is left); a chunk before the stats rows still runs the
+    // head for one row, whose stats are dropped. Stats rows go maxStatsRows per LM-head launch.
+    for (let c = 0; c < tokens.length; c += this.maxStepTokens) {
+      const chunk = tokens.slice(c, c + this.maxStepTokens);
+      const rows = Math.min(chunk.length, want - (tokens.length - c - chunk.length));
+      const n = Math.max(1, rows);
+      this.writeTokens(chunk);
+      for (let s = chunk.length - n; s < chunk.length; s += this.maxStatsRows) {
+        const first = s === chunk.length - n;
+        const count = Math.min(this.maxStatsRows, chunk.length - s);
+        const stats = await this.run(first ? this.bodyFor(chunk.length) : [], chunk.length, s, count, sampling, first ? chunk : []);
+        if (rows > 0) out.push(...stats);
+      }
+      for (const t of chunk) this.kv.written(t.row, t.pos, t.id);
+    }
+    return out;
+  }
+
+  /**
+   * Which row of the activations (0 .. maxStepTokens − 1) the last step of `n` tokens left token
+   * `i`'s hidden state in: its index in the step's last chunk, or undefined for an earlier chunk.
+   */
+  hiddenRowOf(i: number, n: number): number | undefined {
+    const last = Math.floor((n - 1) / this.maxStepTokens) * this.maxStepTokens;
+    return i >= last ? i - last : undefined;
   }
 
   /**

@@ -55,7 +55,7 @@ export const STAT_TOLERANCE = 1e-3;
  * A bare runtime Session with `rows` KV rows (below the Engine API), on stories15M or on the
  * model at `path` (a test fixture: folder or file).
  */
-export async function modelSession(rows: number, topK = 8, path?: string, options: { head?: 'split' | 'fused' } = {}) {
+export async function modelSession(rows: number, topK = 8, path?: string, options: { head?: 'split' | 'fused'; maxStepTokens?: number } = {}) {
   const { create } = await import('webgpu');
   const { acquireGpu } = await import('../../src/gpu/device.ts');
   const { BufferPool } = await import('../../src/gpu/buffers.ts');

@@ -1,0 +1,84 @@
+// Session options that change how a step runs but not what it computes, on stories15M:
+//   head: 'split' (the classifier GEMV writes the logits, a second kernel reduces them; the
+//     default) and 'fused' (one kernel, logits in registers) compute the same float32 sums in the
+//     same order: the same tokens, top-K and Gumbel-max samples, statistics within rounding.
+//   maxStepTokens (the prefill chunk): a step longer than the activations runs in chunks; the
+//     statistics of its last rows, the KV cache it leaves (checked by decoding on) and the hidden
+//     row a runtime reads afterwards (fullStats) equal one unchunked step's.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SessionRuntime } from '../../src/runtime/decode-runtime.ts';
+import type { Session } from '../../src/runtime/session.ts';
+import type { StepStats } from '../../src/runtime/stats.ts';
+import { goldens, modelSession } from '../support/engine.ts';
+
+const CHUNK = 16;
+const PROMPT = goldens().find((g) => g.prompt === 'Once upon a time')!.tokens;
+
+function assertClose(a: StepStats, b: StepStats, what: string) {
+  assert.equal(a.argmax, b.argmax, `${what}: argmax`);
+  assert.equal(a.sampled, b.sampled, `${what}: sampled`);
+  assert.deepEqual(a.topK.map((c) => c.id), b.topK.map((c) => c.id), `${what}: top-K`);
+  for (const k of ['lse', 'entropy', 'varentropy', 'nextLogit'] as const) {
+    assert.ok(Math.abs(a[k]! - b[k]!) < 1e-5, `${what}: ${k} ${a[k]} vs ${b[k]}`);
+  }
+}
+
+const s: Record<'split' | 'fused' | 'chunked', { session: Session; destroy: () => void }> = {} as never;
+before(async () => {
+  s.split = await modelSession(1, 5);
+  s.fused = await modelSession(1, 5, undefined, { head: 'fused' });
+  s.chunked = await modelSession(1, 5, undefined, { maxStepTokens: CHUNK });
+});
+after(() => Object.values(s).forEach((x) => x?.destroy()));
+
+/** `prompt` in one step (stats of its last `statsRows`), then `steps` one-row steps feeding each pick. */
+async function run(session: Session, prompt: number[], statsRows: number, steps: number, temperature: number) {
+  session.reset();
+  const stats = await session.step(prompt.map((id, pos) => ({ id, pos, row: 0 })), statsRows);
+  let last = stats[stats.length - 1];
+  const decoded: StepStats[] = [];
+  for (let i = 0; i < steps; i++) {
+    const id = temperature > 0 ? last.sampled : last.argmax;
+    [last] = await session.step([{ id, pos: prompt.length + i, row: 0 }], 1, { temperature, seed: 11 });
+    decoded.push(last);
+  }
+  return { stats, decoded };
+}
+
+describe('LM head: split and fused agree', () => {
+  for (const temperature of [0, 1]) {
+    test(`${temperature ? 'sampled (T 1, seed 11)' : 'greedy'}: 12 decode steps`, async () => {
+      const a = await run(s.split.session, PROMPT.slice(0, 5), 1, 12, temperature);
+      const b = await run(s.fused.session, PROMPT.slice(0, 5), 1, 12, temperature);
+      a.decoded.forEach((x, i) => assertClose(x, b.decoded[i], `step ${i}`));
+      if (temperature) assert.ok(a.decoded.some((x) => x.sampled !== x.argmax), 'some draws differ from the argmax');
+    });
+  }
+});
+
+describe(`prefill in chunks of ${CHUNK}`, () => {
+  test('the last 20 rows of a 40-token step (three chunks), then 6 decode steps', async () => {
+    assert.equal(s.split.session.maxStepTokens, 256);
+    assert.equal(s.chunked.session.maxStepTokens, CHUNK);
+    const whole = await run(s.split.session, PROMPT.slice(0, 40), 20, 6, 0);
+    const chunked = await run(s.chunked.session, PROMPT.slice(0, 40), 20, 6, 0);
+    assert.equal(chunked.stats.length, 20);
+    assert.equal(whole.stats.length, 20);
+    whole.stats.forEach((x, i) => assertClose(chunked.stats[i], x, `prompt row ${20 + i}`));
+    whole.decoded.forEach((x, i) => assertClose(chunked.decoded[i], x, `decode step ${i}`));
+  });
+
+  test("a runtime reads the last token's hidden row after a chunked feed", async () => {
+    const [whole, chunked] = await Promise.all((['split', 'chunked'] as const).map(async (k) => {
+      s[k].session.reset();
+      const runtime = new SessionRuntime(s[k].session);
+      const fed = await runtime.feed(PROMPT.slice(0, 40), { temperature: 0, seed: 0 });
+      return { fed, full: await runtime.fullStats(0, 1) };
+    }));
+    assertClose(chunked.fed, whole.fed, 'feed');
+    assert.equal(chunked.full.argmax, whole.full.argmax);
+    assert.ok(Math.abs(chunked.full.lse - whole.full.lse) < 1e-5 && Math.abs(chunked.full.entropy - whole.full.entropy) < 1e-5, 'fullStats');
+    assert.ok(Math.abs(chunked.full.lse - chunked.fed.lse) < 1e-4, 'fullStats is of the last token');
+  });
+});
