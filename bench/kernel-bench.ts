@@ -12,9 +12,9 @@
 //                288×864 (q|k|v), 288×288 (wo, accumulating), 288×1536 (w1|w3), 768×288 (w2,
 //                accumulating) and 288×32000 (the classifier as a plain GEMV).
 //  lm_head       Kernels.lmHeadStats, dim 288, vocab 32000, topK 8, one stats row: the fused LM
-//                head (partials + merge, as in a decode step), and each of its two launches.
-//  logits_stats  Kernels.logitsStats over 32000 logits (the standalone reduction), and its
-//                partials launch alone.
+//                head (SessionOptions.head 'fused': partials + merge), and each of its two launches.
+//  logits_stats  Kernels.logitsStats over 32000 logits, and its partials launch alone: with
+//                "gemv classifier", the split head a decode step runs by default.
 // GB/s = the bytes named in `bytesWhat` (the weight bytes for gemv and lm_head) / time;
 // `ratioToCopyRead` divides that by the copy roofline's read GB/s.
 //

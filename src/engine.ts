@@ -22,7 +22,7 @@ import { type MatrixFormat, type WeightsOption, checkWeightsOption } from './mod
 import { type GpuWeights, uploadWeights } from './model/weights.ts';
 import { SessionRuntime } from './runtime/decode-runtime.ts';
 import { type Eviction, type MemoryOptions, type MemoryPolicy, type MemorySizes, RowMemory, memorySizes, surprisal } from './runtime/memory.ts';
-import { Session } from './runtime/session.ts';
+import { PREFILL_CHUNK, Session } from './runtime/session.ts';
 import { type BatchItem, RowView, batchable, demultiplex, sharedSampling } from './batch.ts';
 import type { AttentionStats, StepStats } from './runtime/stats.ts';
 import { buildTokenizer } from './tokenizer/load.ts';
@@ -826,7 +826,7 @@ export class Engine {
     let stats: StepStats;
     if (memory) {
       reused = memory.begin(tokens, plan.memory, plan.reuse);
-      stats = await memory.prefill(tokens, reused, decoder.sampling(tokens.length - 1), reserve());
+      stats = await memory.prefill(tokens, reused, reserve(), (id) => runtime.feed([id], decoder.sampling(tokens.length - 1)));
     } else {
       reused = session.keepCommonPrefix(plan.reuse ? tokens : []);
       stats = decoder.start
@@ -964,11 +964,6 @@ export class Engine {
 }
 
 /**
- * Throws GpuAllocationError, before any allocation, when a buffer a session binds whole would
- * exceed the device's limits: a KV cache layer (`rows` × `context` positions; also over
- * `maxBindingBytes`) or the per-token activations (`context` rows).
- */
-/**
  * Whether generateBatch can run these options (the decoder works on one row: not CNTP, EAD,
  * SRGen), checked without a model.
  */
@@ -1094,6 +1089,11 @@ function decoderContext(model: LoadedModel): DecoderContext {
   };
 }
 
+/**
+ * Throws GpuAllocationError, before any allocation, when a buffer a session binds whole would
+ * exceed the device's limits: a KV cache layer (`rows` × `context` positions; also over
+ * `maxBindingBytes`) or the per-token activations (one prefill chunk of rows).
+ */
 function checkFits(ctx: GpuContext, c: ModelConfig, context: number, rows: number, maxBindingBytes?: number): void {
   const { maxBufferSize, maxStorageBufferBindingSize } = ctx.device.limits;
   const limits = `maxBufferSize ${maxBufferSize}, maxStorageBufferBindingSize ${maxStorageBufferBindingSize}` +
@@ -1107,10 +1107,12 @@ function checkFits(ctx: GpuContext, c: ModelConfig, context: number, rows: numbe
       `${Math.floor(kvLimit / positionBytes)} positions fit`,
     );
   }
+  // Activations hold one prefill chunk of token rows, not the context (Session's PREFILL_CHUNK).
   const tokenBytes = 4 * Math.max(c.dim, qDim(c) + 2 * kvDim(c), 2 * c.hiddenDim);
-  if (context * tokenBytes > deviceLimit) {
+  const rowsHeld = Math.min(context, PREFILL_CHUNK);
+  if (rowsHeld * tokenBytes > deviceLimit) {
     throw new GpuAllocationError(
-      `the activations of ${context} positions need ${context * tokenBytes} bytes, over the limits (${limits}): ${Math.floor(deviceLimit / tokenBytes)} positions fit`,
+      `the activations of ${rowsHeld} token rows need ${rowsHeld * tokenBytes} bytes, over the limits (${limits}): ${Math.floor(deviceLimit / tokenBytes)} rows fit`,
     );
   }
 }

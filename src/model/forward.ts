@@ -5,7 +5,7 @@
 //               (+ bias, q/k rmsnorm per head,) rope(q, k); append k, v to the cache
 //               att = attention(q, cache)               x += att·Wo
 //               xb = rmsnorm(x)      hb = xb·W13        x += swiglu(hb)·W2
-//   hidden = rmsnorm(x)              stats = lm_head_stats(hidden)
+//   hidden = rmsnorm(x)              logits = hidden·Wcls     stats = lm_head_stats(logits)
 //
 // llama2.c, HF Llama/Mistral, Qwen2 and Qwen3 are flags of this one graph (ModelConfig: RoPE
 // layout, biases, q/k norm, head size); a format never reaches it. The same graph runs one token
@@ -34,7 +34,7 @@ export interface ForwardBuffers {
   partials: GPUBuffer;
   partialTopK: GPUBuffer;
   stats: GPUBuffer; // StepStats records [statsRows]
-  logits: GPUBuffer; // [statsRows][vocab], only for the batched head
+  logits: GPUBuffer; // [statsRows][vocab], the stats rows' logits (the split and batched heads)
 }
 
 export interface ForwardGraph {

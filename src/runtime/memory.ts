@@ -181,9 +181,11 @@ export class RowMemory {
   /**
    * Feeds `tokens[from..]` to row 0 in pieces that fit, making room before each (teacher-forced
    * with statistics of every position under SirLLM, which scores each token by them), then the
-   * last token with `sampling`; returns its statistics. `reserve`: room to leave for what follows.
+   * last token through `feedLast` (the decode runtime's feed, so that its later fullStats and
+   * reflect calls find that token's hidden row); returns its statistics. `reserve`: room to leave
+   * for what follows.
    */
-  async prefill(tokens: readonly number[], from: number, sampling: SamplingParams, reserve: number): Promise<StepStats> {
+  async prefill(tokens: readonly number[], from: number, reserve: number, feedLast: (id: number) => Promise<StepStats>): Promise<StepStats> {
     const last = tokens.length - 1;
     const piece = Math.max(1, Math.floor(this.sizes.capacity / 2));
     for (let i = from; i < last;) {
@@ -200,7 +202,7 @@ export class RowMemory {
       i += k;
     }
     await this.makeRoom(1 + reserve);
-    const [stats] = await this.session.step([{ id: tokens[last], pos: this.session.kv.lengths[0], row: 0 }], 1, sampling);
+    const stats = await feedLast(tokens[last]);
     this.sync(tokens);
     return stats;
   }

@@ -217,6 +217,7 @@ export class Session {
       maxStatsRows: options.maxStatsRows ?? 16,
       head: options.head ?? 'split',
     };
+    if (!Number.isInteger(o.maxStepTokens) || o.maxStepTokens < 1) throw new InvalidArgumentError(`maxStepTokens must be a positive integer, got ${o.maxStepTokens}`);
     if (o.head !== 'split' && o.head !== 'fused') throw new InvalidArgumentError(`head must be 'split' or 'fused', got ${String(o.head)}`);
     if (!Number.isInteger(o.topK) || o.topK < 1 || o.topK > MAX_TOP_K) {
       throw new InvalidArgumentError(`topK must be an integer in [1, ${MAX_TOP_K}], got ${o.topK}`);
@@ -319,7 +320,10 @@ export class Session {
       const chunk = tokens.slice(c, c + this.maxStepTokens);
       const rows = Math.min(chunk.length, want - (tokens.length - c - chunk.length));
       const n = Math.max(1, rows);
-      this.writeTokens(chunk);
+      // The token after the chunk, when it continues the chunk's last row (its nextLogit).
+      const end = chunk[chunk.length - 1];
+      const after = tokens[c + chunk.length];
+      this.writeTokens(chunk, after && after.row === end.row && after.pos === end.pos + 1 ? after.id : NO_TOKEN);
       for (let s = chunk.length - n; s < chunk.length; s += this.maxStatsRows) {
         const first = s === chunk.length - n;
         const count = Math.min(this.maxStatsRows, chunk.length - s);
@@ -378,7 +382,8 @@ export class Session {
    * From the next step on, each stats row's StepStats carries `attention`: the attention statistics
    * of `layer` (default the last; null turns them off) for that row's token (attention.wgsl
    * main_stats, agree): 16 + 4·n_heads bytes more per row read back, no attention matrix. Rows
-   * whose graph body did not run in the launch (score()'s later LM-head chunks, headOver) have none.
+   * whose graph body did not run in the launch (the LM-head launches after a step's or score()'s
+   * first maxStatsRows rows, headOver) have none.
    */
   async setAttentionStats(layer: number | null = this.config.nLayers - 1): Promise<void> {
     this.ctx.assertAlive();

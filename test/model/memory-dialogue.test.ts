@@ -44,6 +44,15 @@ describe('memory policies on stories15M (context 256)', () => {
     assert.throws(() => engine.generate(prompt, { memory: { policy: 'sirllm' }, decoder: 'srgen' }), { code: 'invalid-argument' });
   });
 
+  test('a decoder that reads the full logits row (adaptive temperature) runs under a memory policy', async () => {
+    // The prefill's last token goes through the decode runtime, so fullStats finds its hidden row.
+    const r = await engine.generate('Once upon a time', { decoder: 'adaptive-temperature', maxTokens: 4, seed: 3, memory: { policy: 'sirllm' }, reuse: false }).complete();
+    assert.equal(r.steps.length, 4);
+    assert.equal(r.memory!.policy, 'sirllm');
+    const plain = await engine.generate('Once upon a time', { decoder: 'adaptive-temperature', maxTokens: 4, seed: 3, reuse: false }).complete();
+    assert.deepEqual(r.tokens, plain.tokens, 'the same draws as without a memory (nothing evicted)');
+  });
+
   test(`a ${DIALOGUE_TOKENS}-token scripted dialogue runs to the end with flat GPU memory`, async () => {
     const lines = ['Lily said, "Can we play in the park today?"', 'Mom said, "Yes, but first eat your lunch."', 'Tom asked, "Where is my red ball?"', 'Dad said, "It is under the big tree."'];
     let text = FACT;

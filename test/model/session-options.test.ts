@@ -61,8 +61,13 @@ describe(`prefill in chunks of ${CHUNK}`, () => {
   test('the last 20 rows of a 40-token step (three chunks), then 6 decode steps', async () => {
     assert.equal(s.split.session.maxStepTokens, 256);
     assert.equal(s.chunked.session.maxStepTokens, CHUNK);
-    const whole = await run(s.split.session, PROMPT.slice(0, 40), 20, 6, 0);
-    const chunked = await run(s.chunked.session, PROMPT.slice(0, 40), 20, 6, 0);
+    // Token 32 (the first of the last chunk) is not the model's pick, so row 31's nextLogit is
+    // the logit of a token the next chunk carries, not of the argmax.
+    const text = PROMPT.slice(0, 40).map((id, i) => (i === 32 ? 1000 : id));
+    const whole = await run(s.split.session, text, 20, 6, 0);
+    const chunked = await run(s.chunked.session, text, 20, 6, 0);
+    assert.notEqual(whole.stats[11].argmax, 1000);
+    assert.ok(whole.stats[11].nextLogit! < whole.stats[11].maxLogit, 'row 31: the next token is not the argmax');
     assert.equal(chunked.stats.length, 20);
     assert.equal(whole.stats.length, 20);
     whole.stats.forEach((x, i) => assertClose(chunked.stats[i], x, `prompt row ${20 + i}`));
