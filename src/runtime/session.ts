@@ -314,22 +314,22 @@ export class Session {
     const want = Math.min(statsRows, tokens.length);
     const out: StepStats[] = [];
     // More tokens than the activations hold run in chunks of maxStepTokens (hiddenRowOf says
-    // where each token's hidden state is left); a chunk before the stats rows still runs the
-    // head for one row, whose stats are dropped. Stats rows go maxStatsRows per LM-head launch.
+    // where each token's hidden state is left); a chunk before the stats rows runs the body
+    // alone. Stats rows go maxStatsRows per LM-head launch.
     for (let c = 0; c < tokens.length; c += this.maxStepTokens) {
       const chunk = tokens.slice(c, c + this.maxStepTokens);
-      const rows = Math.min(chunk.length, want - (tokens.length - c - chunk.length));
-      const n = Math.max(1, rows);
+      const rows = Math.max(0, Math.min(chunk.length, want - (tokens.length - c - chunk.length)));
       // The token after the chunk, when it continues the chunk's last row (its nextLogit).
       const end = chunk[chunk.length - 1];
       const after = tokens[c + chunk.length];
       this.writeTokens(chunk, after && after.row === end.row && after.pos === end.pos + 1 ? after.id : NO_TOKEN);
-      for (let s = chunk.length - n; s < chunk.length; s += this.maxStatsRows) {
-        const first = s === chunk.length - n;
+      const start = chunk.length - rows;
+      let s = start;
+      do {
         const count = Math.min(this.maxStatsRows, chunk.length - s);
-        const stats = await this.run(first ? this.bodyFor(chunk.length) : [], chunk.length, s, count, sampling, first ? chunk : []);
-        if (rows > 0) out.push(...stats);
-      }
+        out.push(...(await this.run(s === start ? this.bodyFor(chunk.length) : [], chunk.length, s, count, sampling, s === start ? chunk : [])));
+        s += this.maxStatsRows;
+      } while (s < chunk.length);
       for (const t of chunk) this.kv.written(t.row, t.pos, t.id);
     }
     return out;
@@ -464,7 +464,8 @@ export class Session {
     const heads = wide ? await this.wide() : this.graph;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'step' });
     const shape = { nTokens, statsRows };
-    const head = headFor ? headFor(heads) : statsRows === 1 ? heads.head : heads.batchedHead;
+    // No stats rows (a prompt chunk before them): the body alone, nothing read back.
+    const head = statsRows === 0 ? [] : headFor ? headFor(heads) : statsRows === 1 ? heads.head : heads.batchedHead;
     if (this.profiler) {
       this.profiler.encode(encoder, [...body, ...head], shape);
     } else {
@@ -474,6 +475,10 @@ export class Session {
       pass.end();
     }
     this.keepHidden(encoder, keep);
+    if (statsRows === 0) {
+      this.ctx.device.queue.submit([encoder.finish()]);
+      return [];
+    }
     const bytes = statsRows * statsRecordBytes(topK);
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
     const a = body.length > 0 ? this.attention : null;
