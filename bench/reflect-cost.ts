@@ -1,16 +1,18 @@
 // `node --import ./scripts/node-hooks/register.mjs bench/reflect-cost.ts`: what one SRGen
 // reflection costs on stories15M, in decode steps of the same session, at T = 32, 128, 256 kept
 // positions (the default 3 AdamW steps), and what attention statistics add to a decode step.
+// `--profile`: also each kernel's GPU time in one linear loss + gradient evaluation (timestamps).
 // Medians of interleaved repeats; SwiftShader numbers move with the machine's load, so compare
 // ratios measured in one run.
 import { parseArgs } from 'node:util';
+import { KernelProfiler } from '../src/gpu/profile.ts';
 import { SessionRuntime } from '../src/runtime/decode-runtime.ts';
 import { modelSession } from '../test/support/engine.ts';
 
-const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '5' }, positions: { type: 'string', default: '32,128,256' }, 'no-fused': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { reps: { type: 'string', default: '5' }, positions: { type: 'string', default: '32,128,256' }, 'no-fused': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false } } });
 const REPS = Number(args.reps);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const { session, destroy } = await modelSession(1);
+const { ctx, session, destroy } = await modelSession(1);
 await session.keepHiddenStates();
 const runtime = new SessionRuntime(session);
 const sampling = { temperature: 0.6, seed: 1, statsTemperature: 0.6 };
@@ -49,6 +51,20 @@ for (const T of args.positions!.split(',').map(Number)) {
     await runtime.feed([tokens[T - 1]], sampling);
     warm.push(await timedMs(() => reflect(T, 'linear')));
     if (!args['no-fused']) fused.push(await timedMs(() => reflect(T, 'fused')));
+  }
+  if (args.profile) {
+    // One evaluation per profiled submit: δ ≠ 0, so every kernel runs.
+    const delta = Float32Array.from({ length: session.config.dim }, (_, i) => 0.01 * Math.sin(i));
+    const o = { lambda: 0.05, temperature: 0.6, backward: true, mode: 'linear' as const };
+    session.profiler = new KernelProfiler(ctx);
+    const ms = new Map<string, number[]>();
+    for (let r = 0; r < REPS; r++) {
+      await session.xent(T, tokens.slice(1, T), delta, o);
+      for (const k of await session.profiler.read()) ms.set(k.label, [...(ms.get(k.label) ?? []), k.ms]);
+    }
+    session.profiler.destroy();
+    session.profiler = null;
+    console.log(JSON.stringify({ T, kernelMs: Object.fromEntries([...ms].map(([k, v]) => [k, +median(v).toFixed(2)])) }));
   }
   const s = median(steps);
   const row = {

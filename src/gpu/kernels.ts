@@ -420,17 +420,19 @@ export class Kernels {
   }
 
   /**
-   * SRGen's loss and gradient from kept logits `logits` [T][⌈vocab/4⌉] vec4 (z_t = W·h_t), as
-   * xentForward + xentBackward compute them from the hidden states (xent_linear.wgsl): u = W·δ into
-   * `u` [⌈vocab/4⌉] vec4 (matmul's GEMV; `oneRowStep` a Step uniform with nTokens 1), the forward (one workgroup per row) and xent.wgsl's loss into `stats`
-   * (the same records); with `backward` also the coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into
-   * `grad` [dim]. Costs O(T·V + V·dim) per call instead of O(T·V·dim).
+   * SRGen's loss and gradient from kept values (xent_linear.wgsl): `kept` [T][⌈vocab/4⌉] vec4 holds
+   * E_t = exp(max(z_t − m_t, −80)) and `rowMax` [T] f32 m_t = max z_t, for z_t = W·h_t (xentKeep
+   * writes them). u = W·δ into `u` [⌈vocab/4⌉] vec4 (matmul's GEMV; `oneRowStep` a Step uniform with
+   * nTokens 1), then w = exp(u − max u) into `shift` [⌈vocab/4⌉ + 1] vec4, the forward (one workgroup
+   * per row) and xent.wgsl's loss into `stats` (the same records); with `backward` also the
+   * coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into `grad` [dim]. Costs O(T·V + V·dim)
+   * per call instead of O(T·V·dim), and the T×V passes are multiply-adds.
    */
   async xentLinear(
     label: string,
     c: { dim: number; vocab: number; backward: boolean },
     b: {
-      params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
+      params: GPUBuffer; kept: GPUBuffer; rowMax: GPUBuffer; u: GPUBuffer; shift: GPUBuffer; wcls: GPUBuffer; targets: GPUBuffer;
       stats: GPUBuffer; coef: GPUBuffer; grad: GPUBuffer; delta: GPUBuffer; oneRowStep: GPUBuffer;
     },
   ): Promise<KernelCall<XentShape>[]> {
@@ -442,20 +444,33 @@ export class Kernels {
     const ONE_ROW = { nTokens: 1, statsRows: 1 };
     const calls = [
       Promise.resolve<KernelCall<XentShape>>({ ...gemv, grid: (s) => (s.zeroDelta ? [0, 1, 1] : gemv.grid(ONE_ROW)) }),
-      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.logits, b.u, null, b.targets, null, b.stats],
-        (s) => [xentRows(s) + 1, 1, 1]),
+      this.call<XentShape>(`${label}.shift_exp`, spec('shift_exp'), [null, null, b.u, null, null, null, null, null, null, b.shift],
+        () => [1, 1, 1]),
+      // Four rows per workgroup, then one for the last position at 1/T_s (xent_linear.wgsl RB).
+      this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.kept, b.u, null, b.targets, b.rowMax, b.stats, null, null, b.shift],
+        (s) => [ceilDiv(xentRows(s), 4) + 1, 1, 1]),
       this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
         [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
     ];
     if (c.backward) {
       calls.push(
         this.call<XentShape>(`${label}.coefficients`, spec('coefficients'),
-          [b.params, b.logits, b.u, null, b.targets, null, b.stats, b.coef], () => [ceilDiv(ceilDiv(v4, 2), 64), 1, 1]),
+          [b.params, b.kept, b.u, null, null, b.rowMax, b.stats, b.coef, null, b.shift], () => [ceilDiv(ceilDiv(v4, 2), 64), 1, 1]),
+        this.call<XentShape>(`${label}.onehot`, spec('onehot'), [b.params, null, null, null, b.targets, null, null, b.coef], () => [1, 1, 1]),
         this.call<XentShape>(`${label}.grad`, spec('grad_reduce'), [null, null, null, b.wcls, null, null, null, b.coef, b.grad],
           () => [c.dim / 4, 1, 1]),
       );
     }
     return Promise.all(calls);
+  }
+
+  /**
+   * xentLinear's kept values of new rows (xent_linear.wgsl keep): for the `statsRows` rows z of
+   * `fillOut` [rows][⌈vocab/4⌉] vec4 (the fill GEMM's), m = max z into `rowMax` and
+   * exp(max(z − m, −80)) into `kept`, at rows `statsRowStart`.. of `step` (a Step uniform).
+   */
+  xentKeep(label: string, c: { dim: number; vocab: number }, b: { step: GPUBuffer; fillOut: GPUBuffer; kept: GPUBuffer; rowMax: GPUBuffer }) {
+    return this.call(label, this.xentLinearSpec('keep', c), [b.step, b.kept, null, b.fillOut, null, b.rowMax], (s) => [s.statsRows, 1, 1]);
   }
 
   /**
@@ -469,9 +484,9 @@ export class Kernels {
   }
 
   /** `out` [⌈vocab/4⌉] vec4 = z_{T−1} + u after xentLinear (the logits of h_{T−1} + δ; xent_linear.wgsl last_row). */
-  xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; logits: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
+  xentLastRow(label: string, c: { dim: number; vocab: number }, b: { params: GPUBuffer; kept: GPUBuffer; rowMax: GPUBuffer; u: GPUBuffer; out: GPUBuffer }) {
     return this.call(label, this.xentLinearSpec('last_row', c),
-      [b.params, b.logits, b.u, null, null, null, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
+      [b.params, b.kept, b.u, null, null, b.rowMax, null, null, null, null, b.out], () => [ceilDiv(ceilDiv(c.vocab, 4), 64), 1, 1]);
   }
 }
 

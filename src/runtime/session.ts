@@ -142,18 +142,25 @@ interface AttentionStatsState {
   prefill: KernelCall[];
 }
 
-/** The kept-logits path of SRGen's loss: a [cap][V4] vec4 history and the linear kernels. */
+/**
+ * The kept-logits path of SRGen's loss: each kept position's logits as E = exp(z − max z) [cap][V4]
+ * vec4 and max z [cap] (xent_linear.wgsl), and the linear kernels.
+ */
 interface LinearXentState {
   /** Leading positions the history can hold. */
   capacity: number;
-  logits: GPUBuffer;
+  kept: GPUBuffer;
+  rowMax: GPUBuffer;
   u: GPUBuffer;
+  /** exp(u − max u), then max u. */
+  shift: GPUBuffer;
   coef: GPUBuffer;
   fillStep: GPUBuffer;
   fillOut: GPUBuffer;
   /** A Step uniform with nTokens 1 (the GEMV u = W·δ). */
   oneRowStep: GPUBuffer;
-  fill: KernelCall;
+  /** The fill GEMM's rows z into kept and rowMax. */
+  fill: KernelCall[];
   forward: KernelCall<XentShape>[];
   backward: KernelCall<XentShape>[];
   /** z_{T−1} + u into the session's logits row 0 (headOverKeptLogits). */
@@ -563,8 +570,10 @@ export class Session {
       if (capacity < 1) throw new InvalidArgumentError('the kept logits of one position exceed a storage binding');
       const get = (label: string, bytes: number, usage = STORAGE) => this.pool.acquire(label, bytes, usage);
       const b = {
-        logits: await get('xent_kept_logits', capacity * v4 * 16),
+        kept: await get('xent_kept_logits', capacity * v4 * 16),
+        rowMax: await get('xent_kept_max', capacity * 4),
         u: await get('xent_u', v4 * 16),
+        shift: await get('xent_shift', (v4 + 1) * 16),
         coef: await get('xent_coef', v4 * 16),
         fillStep: await get('xent_fill_step', STEP_UNIFORM_BYTES, UNIFORM),
         fillOut: await get('xent_fill_out', FILL_ROWS * v4 * 16),
@@ -575,23 +584,23 @@ export class Session {
       this.ctx.device.queue.writeBuffer(b.oneRowStep, 0, step);
       const io = { ...x, ...b, wcls: x.wcls };
       const shape = { dim: c.dim, vocab: c.vocabSize };
-      const [fill, forward, backward, lastRow] = await Promise.all([
+      const [gemm, keep, forward, backward, lastRow] = await Promise.all([
         // Logits of the kept hidden rows stats_row_start.. (the GEMM of the LM head's batched path).
         this.kernels.matmul('xent.fill', {
           k: c.dim, n: c.vocabSize, accumulate: false, rowsPerInvocation: 4, statsRowsOnly: true, yN: 4 * v4,
         }, { step: b.fillStep, x: this.hiddenHistory!, w: x.wcls, y: b.fillOut }),
+        this.kernels.xentKeep('xent_linear.keep', shape, { step: b.fillStep, fillOut: b.fillOut, kept: b.kept, rowMax: b.rowMax }),
         this.kernels.xentLinear('xent_linear', { ...shape, backward: false }, io),
         this.kernels.xentLinear('xent_linear', { ...shape, backward: true }, io),
-        this.kernels.xentLastRow('xent_linear.last_row', shape, { params: x.params, logits: b.logits, u: b.u, out: this.buffers.logits }),
+        this.kernels.xentLastRow('xent_linear.last_row', shape, { params: x.params, kept: b.kept, rowMax: b.rowMax, u: b.u, out: this.buffers.logits }),
       ]);
-      return { capacity, ...b, fill, forward, backward, lastRow };
+      return { capacity, ...b, fill: [gemm, keep], forward, backward, lastRow };
     })();
     return this.linearState;
   }
 
   /** Computes the kept logits of row 0's positions [logitsKept, positions), FILL_ROWS per GEMM. */
   private async fillKeptLogits(l: LinearXentState, positions: number): Promise<void> {
-    const rowBytes = Math.ceil(this.config.vocabSize / 4) * 16;
     const step = new ArrayBuffer(STEP_UNIFORM_BYTES);
     for (let first = this.logitsKept; first < positions; first += FILL_ROWS) {
       const rows = Math.min(FILL_ROWS, positions - first);
@@ -599,9 +608,8 @@ export class Session {
       this.ctx.device.queue.writeBuffer(l.fillStep, 0, step);
       const encoder = this.ctx.device.createCommandEncoder({ label: 'xent fill' });
       const pass = encoder.beginComputePass({ label: 'xent fill' });
-      encodeCalls(pass, [l.fill], { nTokens: rows, statsRows: rows });
+      encodeCalls(pass, l.fill, { nTokens: rows, statsRows: rows });
       pass.end();
-      encoder.copyBufferToBuffer(l.fillOut, 0, l.logits, first * rowBytes, rows * rowBytes);
       this.ctx.device.queue.submit([encoder.finish()]);
     }
     this.logitsKept = Math.max(this.logitsKept, positions);
@@ -703,9 +711,15 @@ export class Session {
     zeroDelta: boolean, after: readonly KernelCall<null>[] = [],
   ): void {
     if (linear && zeroDelta) encoder.clearBuffer(linear.u);
-    const pass = encoder.beginComputePass({ label: 'xent' });
     const calls = linear ? (backward ? linear.backward : linear.forward) : backward ? [...x.forward, ...x.backward] : x.forward;
-    encodeCalls(pass, calls, { positions, zeroDelta: linear !== null && zeroDelta });
+    const shape = { positions, zeroDelta: linear !== null && zeroDelta };
+    if (this.profiler) {
+      // One evaluation per profiled submit (xent(), not reflect()): read() it before the next.
+      this.profiler.encode(encoder, [...calls, ...after.map((c) => ({ ...c, grid: () => c.grid(null) }))], shape);
+      return;
+    }
+    const pass = encoder.beginComputePass({ label: 'xent' });
+    encodeCalls(pass, calls, shape);
     encodeCalls(pass, after, null);
     pass.end();
   }
@@ -870,7 +884,7 @@ export class Session {
     this.hiddenHistory = null;
     this.xentState?.then((x) => [x.params, x.delta, x.targets, x.partials, x.stats, x.grad].forEach((y) => this.pool.release(y)), () => {});
     this.xentState = null;
-    this.linearState?.then((x) => [x.logits, x.u, x.coef, x.fillStep, x.fillOut, x.oneRowStep].forEach((y) => this.pool.release(y)), () => {});
+    this.linearState?.then((x) => [x.kept, x.rowMax, x.u, x.shift, x.coef, x.fillStep, x.fillOut, x.oneRowStep].forEach((y) => this.pool.release(y)), () => {});
     this.linearState = null;
     this.adamState?.then((x) => [x.params, x.moments, x.count, x.corrections, x.losses].forEach((y) => this.pool.release(y)), () => {});
     this.adamState = null;

@@ -53,6 +53,9 @@ interface Case {
   seed: number;
   /** Dyadic data: the GPU's float32 logits are then exact (see `problem`). */
   dyadic?: boolean;
+  /** Standard deviations of δ's entries (0.1 unless given) and of the hidden states' (1). */
+  deltaScale?: number;
+  hiddenScale?: number;
 }
 
 interface Problem {
@@ -78,8 +81,8 @@ function problem(c: Case): Problem {
   const rng = mulberry32(c.seed);
   const { dim, vocab, T } = c;
   const W = c.dyadic ? dyadic(rng, vocab * dim, 8, 16) : randn(rng, vocab * dim, 4 / Math.sqrt(dim));
-  const hidden = c.dyadic ? dyadic(rng, T * dim, 8, 8) : randn(rng, T * dim);
-  const delta = c.dyadic ? dyadic(rng, dim, 4, 64) : randn(rng, dim, 0.1);
+  const hidden = c.dyadic ? dyadic(rng, T * dim, 8, 8) : randn(rng, T * dim, c.hiddenScale ?? 1);
+  const delta = c.dyadic ? dyadic(rng, dim, 4, 64) : randn(rng, dim, c.deltaScale ?? 0.1);
   const p: XentProblem = { dim, vocab, positions: T, hidden, W, targets: [], lambda: c.lambda, temperature: c.temperature };
   const z = xentLogits(p, delta);
   const half = Math.ceil(Math.ceil(vocab / 4) / 2);
@@ -636,18 +639,26 @@ describe('xent: fused vs unfused GPU gradient', () => {
 // ---------------------------------------------------------------------------------------------
 // xent_linear.wgsl: the same loss and dδ from kept logits z_t = W·h_t (Kernels.xentLinear)
 
-/** Kept logits by Kernels.matmul (the session's fill GEMM), then xentLinear forward + backward. */
+/**
+ * Kept logits by Kernels.matmul (the session's fill GEMM) and xentKeep (E_t, max z_t), then
+ * xentLinear forward + backward.
+ */
 async function runLinear(pr: Problem): Promise<GpuXent> {
   const { dim, vocab, positions: T } = pr.p;
   const v4 = Math.ceil(vocab / 4);
   const wcls = await gpu.upload(transposeConcat([pr.W], dim), 'wcls');
-  const logits = await gpu.alloc(T * 4 * v4, Number.NaN, 'kept logits');
+  const fillOut = await gpu.alloc(T * 4 * v4, Number.NaN, 'fill out');
+  const kept = await gpu.alloc(T * 4 * v4, Number.NaN, 'kept');
+  const rowMax = await gpu.alloc(T, Number.NaN, 'row max');
+  const step = await gpu.step({ nTokens: T, statsRowStart: 0, statsRows: T });
   const fill = await gpu.kernels.matmul('fill', { k: dim, n: vocab, accumulate: false, rowsPerInvocation: 4, yN: 4 * v4 },
-    { step: await gpu.step({ nTokens: T }), x: await gpu.upload(pr.hidden, 'hidden'), w: wcls, y: logits });
-  await gpu.run([fill], { nTokens: T, statsRows: 0 }, []);
+    { step, x: await gpu.upload(pr.hidden, 'hidden'), w: wcls, y: fillOut });
+  const keep = await gpu.kernels.xentKeep('keep', { dim, vocab }, { step, fillOut, kept, rowMax });
+  await gpu.run([fill, keep], { nTokens: T, statsRows: T }, []);
   const b = {
     params: await gpu.uniform(xentParams(T, pr.p.lambda, pr.p.temperature), 'params'),
-    logits, wcls,
+    kept, rowMax, wcls,
+    shift: await gpu.alloc(4 * v4 + 4, Number.NaN, 'shift'),
     delta: await gpu.upload(pr.delta, 'delta'),
     oneRowStep: await gpu.step({ nTokens: 1 }),
     targets: await gpu.upload(new Uint32Array(Math.max(1, T - 1)).map((_, t) => pr.p.targets[t] ?? 0), 'targets'),
@@ -677,6 +688,9 @@ describe('xent_linear: kept logits vs float64', () => {
     { dim: 8, vocab: 37, T: 1, ...SRGEN, seed: 801 },
     { dim: 12, vocab: 9001, T: 11, lambda: 0.3, temperature: 1.7, seed: 802 },
     { dim: 288, vocab: 32000, T: 17, ...SRGEN, seed: 803 },
+    // Logits spread over ~70 nats and u = W·δ over hundreds: rows whose Z_t underflows take the
+    // exp path.
+    { dim: 8, vocab: 37, T: 6, ...SRGEN, seed: 804, deltaScale: 40, hiddenScale: 4 },
   ];
   for (const c of cases) {
     test(`dim ${c.dim} vocab ${c.vocab} T ${c.T}`, async (t) => {
@@ -692,6 +706,11 @@ describe('xent_linear: kept logits vs float64', () => {
       near(entropy, f.entropy, 'entropy');
       near(lseTemp, f.lseTemp, 'LSE at T_s');
       for (let p = 0; p < c.T; p++) near(got.stats[4 * (1 + p)], f.lse[p], `LSE_${p}`);
+      // r_t = 1/Z_t of the multiply-add path, or −1 where a row took the exp path.
+      const paths = Array.from({ length: c.T }, (_, p) => (got.stats[4 * (1 + p) + 3] < 0 ? 'exp' : 'fma'));
+      t.diagnostic(`row paths: ${paths.join(' ')}`);
+      if (c.deltaScale) assert.ok(paths.includes('exp'), 'a huge δ sends some row down the exp path');
+      else assert.ok(!paths.includes('exp'), 'no row needs the exp path');
       const gmax = Math.max(...Array.from(ref.grad, Math.abs));
       let err = 0;
       for (let k = 0; k < c.dim; k++) err = Math.max(err, Math.abs(got.grad[k] - ref.grad[k]));
