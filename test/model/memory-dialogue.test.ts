@@ -1,35 +1,40 @@
-// Conversations longer than the context (GenerateOptions.memory) on stories15M, context 256: a
-// scripted dialogue (512 tokens here, 5,000 in `npm run soak`) runs to the end with GPU memory flat after the first
+// Conversations longer than the context (GenerateOptions.memory) on stories15M loaded with a
+// context of 128 (half its trained 256: every prompt past it costs half the prefill): a scripted
+// dialogue (1.5 contexts here, 5,000 tokens in `npm run soak`) runs to the end with GPU memory flat after the first
 // eviction; a fact stated early in surprising tokens survives under SirLLM where the sliding
 // window evicts it; without a policy the same prompt is a ContextOverflowError.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Engine } from '../../src/engine.ts';
-import { loadedEngine } from '../support/engine.ts';
+import { bundledModel, createNodeEngine, readLocal } from '../../src/node/index.ts';
+
+const CONTEXT = 128;
 
 let engine: Engine;
 before(async () => {
-  engine = await loadedEngine();
+  engine = await createNodeEngine();
+  const info = await engine.loadModel({ model: await readLocal(bundledModel.model), tokenizer: await readLocal(bundledModel.tokenizer), contextLength: CONTEXT });
+  assert.equal(info.contextLength, CONTEXT);
 });
 after(() => engine.dispose());
 
 const FACT = 'Once upon a time, a wizard named Zorblax Quimbleworth hid a golden key.';
 const FILLER = ' The cat sat on the mat. The dog sat on the log.';
 
-/** Tokens of the scripted dialogue: 512 in `npm test` (twice the context); `npm run soak` runs it at 5,000. */
-const DIALOGUE_TOKENS = Number(process.env.FORKWISE_DIALOGUE_TOKENS ?? 512);
+/** Tokens of the scripted dialogue: 1.5 contexts in `npm test`; `npm run soak` runs it at 5,000. */
+const DIALOGUE_TOKENS = Number(process.env.FORKWISE_DIALOGUE_TOKENS ?? 1.5 * CONTEXT);
 
-describe('memory policies on stories15M (context 256)', () => {
+describe(`memory policies on stories15M (context ${CONTEXT})`, () => {
   test('a fact in surprising tokens survives under SirLLM and is evicted by the window', async () => {
-    const prompt = FACT + FILLER.repeat(22);
+    const prompt = FACT + FILLER.repeat(10);
     const kept: Record<string, string> = {};
     for (const policy of ['sirllm', 'window'] as const) {
       const r = await engine.generate(prompt, { maxTokens: 8, memory: { policy }, reuse: false }).complete();
-      assert.ok(r.promptTokenCount > 256, `the prompt (${r.promptTokenCount} tokens) is longer than the context`);
+      assert.ok(r.promptTokenCount > CONTEXT, `the prompt (${r.promptTokenCount} tokens) is longer than the context`);
       const m = r.memory!;
       assert.equal(m.policy, policy);
       assert.ok(m.evictions.length > 0, `${policy}: evicted`);
-      assert.ok(m.kept.length <= 256);
+      assert.ok(m.kept.length <= CONTEXT);
       assert.deepEqual(m.kept, [...m.kept].sort((a, b) => a - b), 'kept positions ascending');
       assert.deepEqual(m.kept.slice(0, 4), [0, 1, 2, 3], 'attention sinks kept');
       assert.equal(m.kept.at(-1), r.tokens.length - 2, 'the last token fed is kept');
@@ -70,11 +75,11 @@ describe('memory policies on stories15M (context 256)', () => {
       evictions += r.memory!.evictions.length;
       kept.push(r.memory!.kept.length);
       if (evictions > 0) memoryAfter.push(engine.memory().total);
-      assert.ok(r.memory!.kept.length <= 256);
+      assert.ok(r.memory!.kept.length <= CONTEXT);
       assert.ok(r.timing.prefillTokens < 100, `turn ${turns}: prefilled ${r.timing.prefillTokens} tokens, not the whole conversation`);
     }
     console.log(`# ${turns} turns, ${total} tokens, ${evictions} evictions; kept ${Math.min(...kept)}..${Math.max(...kept)} positions; GPU bytes ${[...new Set(memoryAfter)]}`);
-    assert.ok(total >= DIALOGUE_TOKENS && evictions >= Math.floor(DIALOGUE_TOKENS / 256));
+    assert.ok(total >= DIALOGUE_TOKENS && evictions >= Math.floor(DIALOGUE_TOKENS / CONTEXT));
     assert.ok(memoryAfter.every((b) => b === memoryAfter[0]), `GPU memory flat after the first eviction: ${[...new Set(memoryAfter)]}`);
   });
 });

@@ -56,21 +56,27 @@ describe('weights: q8 and q4 on stories15M', () => {
       const w = weightsOf(engine);
       assert.equal(w.embedding, w.classifier, 'the tied embedding is the classifier\'s table');
 
+      // Teacher-forced on f32's continuations: does the argmax pick f32's next token? Greedy
+      // decoding sees the same contexts up to its first difference from f32, so the run of agreeing
+      // positions from the prompt's end is the greedy prefix; the first prompt is also generated.
       let agree = 0;
       let positions = 0;
       const prefixes: number[] = [];
       for (const [i, p] of PROMPTS.entries()) {
         const ref = f32.runs[i];
+        const stats = await engine.score(ref.tokens);
+        let prefix = -1;
+        for (let t = ref.promptTokenCount - 1; t < ref.tokens.length - 1; t++, positions++) {
+          if (stats[t].argmax === ref.tokens[t + 1]) agree++;
+          else if (prefix < 0) prefix = t + 1 - ref.promptTokenCount;
+        }
+        prefixes.push(prefix < 0 ? TOKENS : prefix);
+        if (i > 0) continue;
         const r = await engine.generate(p, { maxTokens: TOKENS }).complete();
         assert.deepEqual(r.tokens.slice(0, r.promptTokenCount), ref.tokens.slice(0, ref.promptTokenCount), 'prompt ids');
         let same = ref.promptTokenCount;
         while (same < ref.tokens.length && r.tokens[same] === ref.tokens[same]) same++;
-        prefixes.push(same - ref.promptTokenCount);
-        // teacher-forced on f32's continuation: does the argmax pick f32's next token?
-        const stats = await engine.score(ref.tokens);
-        for (let t = ref.promptTokenCount - 1; t < ref.tokens.length - 1; t++, positions++) {
-          if (stats[t].argmax === ref.tokens[t + 1]) agree++;
-        }
+        assert.equal(same - ref.promptTokenCount, prefixes[0], 'the greedy run leaves f32 where the teacher-forced argmax does');
       }
       console.log(`# ${weights}: greedy tokens equal to f32's before the first difference: ${prefixes.join(', ')} of ${TOKENS}; ` +
         `argmax on f32's continuations = f32's token at ${agree} of ${positions} positions`);
