@@ -75,7 +75,9 @@ describe('SRGen kept-logits reflection vs fused, stories15M', () => {
     const T = 33;
     const targets = tokens.slice(1, T);
     const o = { lambda: 0.05, temperature: 0.6 };
-    for (const mode of ['linear', 'fused'] as const) {
+    // The kept-logits path; the fused one shares the AdamW kernel and the encoder, and the test above
+    // gives it the same loss curve through runtime.reflect.
+    for (const mode of ['linear'] as const) {
       const gpu = await session.reflect(T, targets, { ...o, steps: 4, adam: SRGEN_ADAMW, mode });
       assert.equal(gpu.mode, mode);
       const adam = new AdamW(session.config.dim);
