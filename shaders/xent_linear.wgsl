@@ -4,35 +4,35 @@
 // needs one GEMV for u = W·δ (V·DIM), two passes over the T×V kept values, and one GEMVᵀ for
 // dδ = Wᵀc (V·DIM): O(T·V + V·DIM) instead of xent.wgsl's O(T·V·DIM) per pass.
 //
-// What is kept is not z_t but E_t = exp(max(z_t − m_t, −80)) with m_t = max z_t (and m_t), so the
+// What is kept is not z_t but E_t = exp(max(z_t − m_t, −87)) with m_t = max z_t (and m_t), so the
 // passes over T×V are multiply-adds with no exp (exps dominated them on SwiftShader). With
 // U = max u and w = exp(u − U):
 //   Z_t = Σ_v E_t[v]·w[v],  LSE_t = m_t + U + ln Z_t,  p_t[v] = E_t[v]·w[v]·r_t with r_t = 1/Z_t.
-// The floor at −80 keeps ln E_t = z_t − m_t recoverable (the target logit, the last row) and adds
-// at most V·e^−80 ≈ 10^−30 to Z_t; a target more than 80 nats below its row's max reads as 80.
-// A row whose Z_t underflows (u spread over more than ~80 nats: a huge δ) takes the exp path over
-// s = m_t + ln E_t + u, in both passes, and stays exact.
+// The floor at −87 (above float32's smallest normal) keeps ln E_t = z_t − m_t recoverable (the
+// target logit, the last row); a logit more than 87 nats below its row's max reads as 87 below.
+// A row whose Z_t falls below TINY_Z (a δ that moves logits by tens of nats) takes the exp path
+// over s = m_t + ln E_t + u, in both passes.
 //
 //   keep:         one workgroup per new kept row: m_t and E_t from the fill GEMM's z_t.
-//   shift:        one workgroup: U = max u and w = exp(u − U) into `shift` (w, then U at [V4]).
+//   shift_exp:    one workgroup: U = max u and w = exp(u − U) into `shift` (w, then U at [V4]).
 //   forward:      one workgroup per RB = 4 rows, then one for the last position again at 1/T_s:
 //                 Z_t by multiply-adds summed in order, or (the last one, an underflowed row) an
 //                 online (max, Σe^(s−m), Σe^(s−m)(s−m)) per invocation merged in order, into
 //                 xent.wgsl's records (LSE_t, target logit, nll, r_t; entropy and LSE at T_s), so
 //                 xent.wgsl's `loss` finishes them.
 //   coefficients: one invocation per two vec4 columns: c_v = (1−λ)/(T−1)·Σ_{t<T−1} p_t[v] + λ·g_v,
-//                 g_v = −(q_v/T_s)(ln q_v + H) (the forms of xent.wgsl); then `onehot` subtracts
-//                 (1−λ)/(T−1) per target y_t.
+//                 g_v = −(q_v/T_s)(ln q_v + H) (the forms of xent.wgsl).
+//   onehot:       one invocation: c_{y_t} −= (1−λ)/(T−1) for each target, in position order.
 //   last_row:     z_{T−1} + u = W(h_{T−1} + δ) up to rounding, for the LM-head statistics after the
 //                 last AdamW step (no classifier pass).
-//   grad:         dδ_k = Σ_v W[v][k]·c_v: one workgroup per four features, MW strided partial dot
+//   grad_reduce:  dδ_k = Σ_v W[v][k]·c_v: one workgroup per four features, MW strided partial dot
 //                 products over the vec4 columns of W's rows k (transposed layout), then in order.
 //
 // Inputs: targets < VOCAB; T ≥ 1; kept rows are V4 vec4s wide (lanes past VOCAB hold 0).
 override DIM: u32;
 override V4: u32;
 override VOCAB: u32;
-override XW: u32 = 64u;   // workgroup size of keep, shift and forward
+override XW: u32 = 64u;   // workgroup size of keep, shift_exp and forward
 
 const MW: u32 = 32u;
 const NEG_INF: f32 = -3.0e38;
