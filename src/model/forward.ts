@@ -52,7 +52,7 @@ export interface ForwardGraph {
   batchedHead: KernelCall[];
   /** The classifier GEMM alone (the first launches of batchedHead, one per tile): logits of the stats rows. */
   logits: KernelCall[];
-  /** The same as a GEMV, for one stats row. */
+  /** The same as a GEMV, for one stats row (the split head's; empty with the fused head). */
   logits1: KernelCall[];
 }
 
@@ -76,7 +76,8 @@ export async function buildForward(
     Promise.all(body(kernels, c, weights, b, 1)),
     Promise.all(body(kernels, c, weights, b, 4)),
     Promise.all(weights.classifier.map((tile, i) => classifierMatmul(kernels, c, tile, i, b, 4))),
-    Promise.all(weights.classifier.map((tile, i) => classifierMatmul(kernels, c, tile, i, b, 1))),
+    // The GEMV serves the split one-row head only.
+    head === 'split' ? Promise.all(weights.classifier.map((tile, i) => classifierMatmul(kernels, c, tile, i, b, 1))) : [],
   ]);
   return { decode, prefill, logits, logits1, ...(await buildHeads(kernels, weights, b, topK, { logits, logits1 }, head)) };
 }
