@@ -18,7 +18,7 @@ import { bundledModel, createNodeEngine, modelFromPath } from '../../src/node/in
 import { fixturePath } from '../support/fixtures.ts';
 
 const PROMPTS = ['Once upon a time', 'Lily and Ben were best friends', 'The little dog'];
-const TOKENS = 32;
+const TOKENS = 20;
 
 let engine: Engine;
 before(async () => {
