@@ -67,10 +67,10 @@ fn lanes_valid(c: u32) -> vec4<bool> {
 
 // merge_sums: xent_common.wgsl.
 
-const RB: u32 = 4u;  // rows per forward workgroup
+const RB: u32 = 4u;  // rows per forward workgroup (kernels.ts XENT_LINEAR_ROWS; forward unrolls four)
 
 var<workgroup> wg_part: array<vec4<f32>, XW>;
-var<workgroup> wg_rows: array<vec4<f32>, 4u * XW>;  // RB rows of partial sums
+var<workgroup> wg_rows: array<vec4<f32>, RB * XW>;  // RB rows of partial sums
 var<workgroup> wg_z: f32;
 var<workgroup> wg_z4: vec4<f32>;
 var<workgroup> wg_sums4: vec4<f32>;

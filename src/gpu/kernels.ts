@@ -421,10 +421,10 @@ export class Kernels {
 
   /**
    * SRGen's loss and gradient from kept values (xent_linear.wgsl): `kept` [T][⌈vocab/4⌉] vec4 holds
-   * E_t = exp(max(z_t − m_t, −80)) and `rowMax` [T] f32 m_t = max z_t, for z_t = W·h_t (xentKeep
+   * E_t = exp(max(z_t − m_t, −87)) and `rowMax` [T] f32 m_t = max z_t, for z_t = W·h_t (xentKeep
    * writes them). u = W·δ into `u` [⌈vocab/4⌉] vec4 (matmul's GEMV; `oneRowStep` a Step uniform with
    * nTokens 1), then w = exp(u − max u) into `shift` [⌈vocab/4⌉ + 1] vec4, the forward (one workgroup
-   * per row) and xent.wgsl's loss into `stats` (the same records); with `backward` also the
+   * per XENT_LINEAR_ROWS rows) and xent.wgsl's loss into `stats` (the same records); with `backward` also the
    * coefficients into `coef` [⌈vocab/4⌉] vec4 and dδ = Wᵀc into `grad` [dim]. Costs O(T·V + V·dim)
    * per call instead of O(T·V·dim), and the T×V passes are multiply-adds.
    */
@@ -446,9 +446,9 @@ export class Kernels {
       Promise.resolve<KernelCall<XentShape>>({ ...gemv, grid: (s) => (s.zeroDelta ? [0, 1, 1] : gemv.grid(ONE_ROW)) }),
       this.call<XentShape>(`${label}.shift_exp`, spec('shift_exp'), [null, null, b.u, null, null, null, null, null, null, b.shift],
         () => [1, 1, 1]),
-      // Four rows per workgroup, then one for the last position at 1/T_s (xent_linear.wgsl RB).
+      // XENT_LINEAR_ROWS rows per workgroup, then one for the last position at 1/T_s.
       this.call<XentShape>(`${label}.forward`, spec('forward'), [b.params, b.kept, b.u, null, b.targets, b.rowMax, b.stats, null, null, b.shift],
-        (s) => [ceilDiv(xentRows(s), 4) + 1, 1, 1]),
+        (s) => [ceilDiv(xentRows(s), XENT_LINEAR_ROWS) + 1, 1, 1]),
       this.call<XentShape>(`${label}.loss`, this.xentSpec('loss', c),
         [b.params, null, null, null, null, null, b.stats], () => [1, 1, 1]),
     ];
@@ -467,7 +467,7 @@ export class Kernels {
   /**
    * xentLinear's kept values of new rows (xent_linear.wgsl keep): for the `statsRows` rows z of
    * `fillOut` [rows][⌈vocab/4⌉] vec4 (the fill GEMM's), m = max z into `rowMax` and
-   * exp(max(z − m, −80)) into `kept`, at rows `statsRowStart`.. of `step` (a Step uniform).
+   * exp(max(z − m, −87)) into `kept`, at rows `statsRowStart`.. of `step` (a Step uniform).
    */
   xentKeep(label: string, c: { dim: number; vocab: number }, b: { step: GPUBuffer; fillOut: GPUBuffer; kept: GPUBuffer; rowMax: GPUBuffer }) {
     return this.call(label, this.xentLinearSpec('keep', c), [b.step, b.kept, null, b.fillOut, null, b.rowMax], (s) => [s.statsRows, 1, 1]);
@@ -526,6 +526,8 @@ export interface XentShape {
 }
 
 const XENT_WG = 64;
+/** Rows per workgroup of xent_linear.wgsl's forward: its const RB (the kernel unrolls four). */
+const XENT_LINEAR_ROWS = 4;
 const XENT_GROUPS = 16;
 /** Invocations of xent's forward and backward, each owning vocabulary columns (partials per row). */
 export const XENT_INVOCATIONS = XENT_WG * XENT_GROUPS;

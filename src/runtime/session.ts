@@ -167,6 +167,12 @@ interface LinearXentState {
   lastRow: KernelCall;
 }
 
+/** One evaluation of SRGen's loss (with `backward` its gradient): the linear kernels or the fused ones. */
+function xentCalls(x: XentState, linear: LinearXentState | null, backward: boolean): KernelCall<XentShape>[] {
+  if (linear) return backward ? linear.backward : linear.forward;
+  return backward ? [...x.forward, ...x.backward] : x.forward;
+}
+
 export class Session {
   readonly topK: number;
   readonly head: HeadKind;
@@ -631,7 +637,14 @@ export class Session {
     const { x, linear } = await this.prepareXent(positions, targets, o);
     this.ctx.device.queue.writeBuffer(x.delta, 0, delta.buffer, delta.byteOffset, delta.byteLength);
     const encoder = this.ctx.device.createCommandEncoder({ label: 'xent' });
-    this.encodeXent(encoder, x, linear, positions, o.backward, linear !== null && delta.every((d) => d === 0));
+    const zeroDelta = linear !== null && delta.every((d) => d === 0);
+    if (this.profiler) {
+      // Every launch timed in its own pass (bench/reflect-cost.ts --profile); read() it before the next.
+      if (linear && zeroDelta) encoder.clearBuffer(linear.u);
+      this.profiler.encode(encoder, xentCalls(x, linear, o.backward), { positions, zeroDelta });
+    } else {
+      this.encodeXent(encoder, x, linear, positions, o.backward, zeroDelta);
+    }
     const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
     if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
     this.ctx.device.queue.submit([encoder.finish()]);
@@ -711,15 +724,9 @@ export class Session {
     zeroDelta: boolean, after: readonly KernelCall<null>[] = [],
   ): void {
     if (linear && zeroDelta) encoder.clearBuffer(linear.u);
-    const calls = linear ? (backward ? linear.backward : linear.forward) : backward ? [...x.forward, ...x.backward] : x.forward;
     const shape = { positions, zeroDelta: linear !== null && zeroDelta };
-    if (this.profiler) {
-      // One evaluation per profiled submit (xent(), not reflect()): read() it before the next.
-      this.profiler.encode(encoder, [...calls, ...after.map((c) => ({ ...c, grid: () => c.grid(null) }))], shape);
-      return;
-    }
     const pass = encoder.beginComputePass({ label: 'xent' });
-    encodeCalls(pass, calls, shape);
+    encodeCalls(pass, xentCalls(x, linear, backward), shape);
     encodeCalls(pass, after, null);
     pass.end();
   }

@@ -6,15 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Engine } from '../../src/engine.ts';
-import { bundledModel, createNodeEngine, readLocal } from '../../src/node/index.ts';
+import { loadedEngine } from '../support/engine.ts';
 
 const CONTEXT = 128;
 
 let engine: Engine;
 before(async () => {
-  engine = await createNodeEngine();
-  const info = await engine.loadModel({ model: await readLocal(bundledModel.model), tokenizer: await readLocal(bundledModel.tokenizer), contextLength: CONTEXT });
-  assert.equal(info.contextLength, CONTEXT);
+  engine = await loadedEngine(CONTEXT);
+  assert.equal(engine.model?.contextLength, CONTEXT);
 });
 after(() => engine.dispose());
 

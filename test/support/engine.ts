@@ -32,9 +32,10 @@ export function goldens(): Golden[] {
     .map((f) => ({ name: f, ...JSON.parse(readFileSync(join(REFERENCE_DIR, f), 'utf8')) }));
 }
 
-export async function loadedEngine(): Promise<Engine> {
+/** A Node engine with the bundled stories15M loaded (at `contextLength`, default its 256). */
+export async function loadedEngine(contextLength?: number): Promise<Engine> {
   const engine = await createNodeEngine();
-  await engine.loadModel({ model: await readLocal(bundledModel.model), tokenizer: await readLocal(bundledModel.tokenizer) });
+  await engine.loadModel({ model: await readLocal(bundledModel.model), tokenizer: await readLocal(bundledModel.tokenizer), contextLength });
   return engine;
 }
 
