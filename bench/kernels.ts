@@ -33,7 +33,7 @@ async function nodeReport(options: KernelBenchOptions): Promise<KernelBenchRepor
   process.env.XDG_RUNTIME_DIR ??= os.tmpdir(); // else the Vulkan loader complains on every start
   const { create } = await import('webgpu');
   // Dawn may quantize timestamp queries (to 2^16 ns on some drivers); the bench wants them exact.
-  const ctx = await acquireGpu({ gpu: create(['disable-dawn-features=timestamp_quantization']) });
+  const ctx = await acquireGpu({ gpu: create(['disable-dawn-features=timestamp_quantization']), mapWait: 'paced' });
   try {
     return await runKernelBench(ctx, 'node (webgpu package, Dawn)', options);
   } finally {

@@ -177,7 +177,7 @@ async function kernelSection(): Promise<{ adapter: unknown; method: string; copy
   process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
   process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
   const { create } = await import('webgpu');
-  const ctx = await acquireGpu({ gpu: create(['disable-dawn-features=timestamp_quantization']) });
+  const ctx = await acquireGpu({ gpu: create(['disable-dawn-features=timestamp_quantization']), mapWait: 'paced' });
   const kernels = new Kernels(ctx);
   const owned: GPUBuffer[] = [];
   const buffer = async (label: string, data: Float32Array | Uint32Array | number) => {

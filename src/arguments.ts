@@ -69,6 +69,10 @@ export function checkGpuOptions(o: unknown): void {
     throw new InvalidArgumentError(`device must be a GPUDevice, got ${kindOf(device)}`);
   }
   checkString('powerPreference', options.powerPreference);
+  const mapWait = (options as { mapWait?: unknown }).mapWait;
+  if (mapWait !== undefined && mapWait !== 'map' && mapWait !== 'paced') {
+    throw new InvalidArgumentError(`mapWait must be 'map' or 'paced', got ${kindOf(mapWait)}`);
+  }
 }
 
 /** loadModel's options other than the numbers it checks itself (the model source is openModel's to check). */

@@ -530,7 +530,7 @@ export class Engine {
         throw new WebGPUUnavailableError('the engine runs on a device its caller owns: pass a new one, recover({ device })');
       }
       this.pendingLoads++;
-      const ctx = await acquireGpu(o.device ? { device: o.device } : this.options).finally(() => this.pendingLoads--);
+      const ctx = await acquireGpu(o.device ? { device: o.device, mapWait: this.options.mapWait } : this.options).finally(() => this.pendingLoads--);
       this.unload(); // buffers of the lost device: nothing to wait for
       this.ctx = ctx;
       this.kernels = new Kernels(ctx);

@@ -17,13 +17,24 @@ export interface GpuContextOptions {
   /** A WebGPU entry point; defaults to navigator.gpu. Pass null to simulate its absence. */
   gpu?: GPU | null;
   powerPreference?: GPUPowerPreference;
+  /**
+   * How a readback waits for the GPU. 'map' (default): mapAsync at once. 'paced': first sleep
+   * about as long as reads of that kind took before, then map (gpu/readback.ts). For Node's
+   * `webgpu` package: while a map is pending it re-polls Dawn on every event-loop turn, and on a
+   * CPU adapter (SwiftShader) that loop takes a core from the adapter's own threads.
+   */
+  mapWait?: MapWait;
 }
+
+export type MapWait = 'map' | 'paced';
 
 export class GpuContext {
   readonly device: GPUDevice;
   readonly adapter: AdapterDescription;
   readonly hasSubgroups: boolean;
   readonly hasTimestamps: boolean;
+  /** How readbacks wait for the GPU (GpuContextOptions.mapWait). */
+  readonly mapWait: MapWait;
   private lostReason: string | null = null;
   /** Settles with the browser's reason ('destroyed: …', 'unknown: …') when the device is lost; never rejects. */
   readonly whenLost: Promise<string>;
@@ -33,8 +44,9 @@ export class GpuContext {
    */
   private readonly owners: unknown[];
 
-  constructor(device: GPUDevice, adapter: AdapterDescription, owners: unknown[] = []) {
+  constructor(device: GPUDevice, adapter: AdapterDescription, owners: unknown[] = [], mapWait: MapWait = 'map') {
     this.owners = owners;
+    this.mapWait = mapWait;
     this.device = device;
     this.adapter = adapter;
     this.hasSubgroups = device.features.has('subgroups');
@@ -87,7 +99,7 @@ function describe(info: GPUAdapterInfo | undefined): AdapterDescription {
 
 export async function acquireGpu(options: GpuContextOptions = {}): Promise<GpuContext> {
   if (options.device) {
-    return new GpuContext(options.device, describe((options.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo));
+    return new GpuContext(options.device, describe((options.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo), [], options.mapWait);
   }
   const gpu = options.gpu === undefined ? globalThis.navigator?.gpu : options.gpu;
   if (!gpu) {
@@ -116,7 +128,7 @@ export async function acquireGpu(options: GpuContextOptions = {}): Promise<GpuCo
         maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
       },
     });
-    return new GpuContext(device, describe(adapter.info), [gpu, adapter]);
+    return new GpuContext(device, describe(adapter.info), [gpu, adapter], options.mapWait);
   } catch (cause) {
     throw new WebGPUUnavailableError('requestDevice() failed', cause);
   }

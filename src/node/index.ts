@@ -24,6 +24,8 @@ export const bundledModel = (() => {
 /**
  * Creates an engine on the `webgpu` package's GPU; on a machine without one, SwiftShader.
  * `options` as createEngine's (autoRecover, powerPreference); the GPU entry point is the package's.
+ * Readbacks are paced by default (`mapWait: 'paced'`): the package polls on every event-loop
+ * turn while a map is pending, and pacing keeps that loop off the CPU adapter's cores.
  */
 export async function createNodeEngine(options: Omit<EngineOptions, 'gpu'> = {}): Promise<Engine> {
   process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
@@ -35,7 +37,7 @@ export async function createNodeEngine(options: Omit<EngineOptions, 'gpu'> = {})
   } catch (cause) {
     throw new WebGPUUnavailableError('the `webgpu` package could not start (is libvulkan1 installed?)', cause);
   }
-  return createEngine({ ...options, gpu });
+  return createEngine({ mapWait: 'paced', ...options, gpu });
 }
 
 /** A local path becomes its bytes; URLs and bytes pass through to the engine's loader. */

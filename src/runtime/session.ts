@@ -493,10 +493,12 @@ export class Session {
       return [];
     }
     const bytes = statsRows * statsRecordBytes(topK);
-    const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes);
+    // The pacer's kind: steps of one shape take about as long as each other.
+    const kind = `step ${nTokens}x${statsRows} top${topK}${headFor ? ' own head' : ''}`;
+    const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes, kind);
     const a = body.length > 0 ? this.attention : null;
     const nHeads = this.config.nHeads;
-    const attention = a ? await this.readback.enqueue(encoder, a.records, 0, statsRows * attentionRecordWords(nHeads) * 4) : null;
+    const attention = a ? await this.readback.enqueue(encoder, a.records, 0, statsRows * attentionRecordWords(nHeads) * 4, 'attention') : null;
     this.ctx.device.queue.submit([encoder.finish()]);
     const stats = parseStats(await pending.read(), statsRows, topK);
     if (a && attention) parseAttention(await attention.read(), statsRows, nHeads, a.layer).forEach((x, i) => (stats[i].attention = x));
@@ -645,8 +647,9 @@ export class Session {
     } else {
       this.encodeXent(encoder, x, linear, positions, o.backward, zeroDelta);
     }
-    const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16)];
-    if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4));
+    const kind = `xent ${positions}${o.backward ? ' backward' : ''}`;
+    const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16, kind)];
+    if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4, kind));
     this.ctx.device.queue.submit([encoder.finish()]);
     const [summary, grad] = await Promise.all(reads.map((r) => r.read()));
     const s = new Float32Array(summary);
@@ -683,10 +686,11 @@ export class Session {
       encoder.copyBufferToBuffer(x.stats, 0, a.losses, 16 * s, 16);
     }
     const dim = this.config.dim;
+    const kind = `reflect ${positions}x${o.steps}`;
     const reads = [
-      await this.readback.enqueue(encoder, a.losses, 0, 16 * (o.steps + 1)),
-      await this.readback.enqueue(encoder, x.delta, 0, dim * 4),
-      await this.readback.enqueue(encoder, this.hiddenHistory!, (positions - 1) * dim * 4, dim * 4),
+      await this.readback.enqueue(encoder, a.losses, 0, 16 * (o.steps + 1), kind),
+      await this.readback.enqueue(encoder, x.delta, 0, dim * 4, kind),
+      await this.readback.enqueue(encoder, this.hiddenHistory!, (positions - 1) * dim * 4, dim * 4, kind),
     ];
     q.submit([encoder.finish()]);
     const [losses, delta, hidden] = (await Promise.all(reads.map((r) => r.read()))).map((b) => new Float32Array(b));
@@ -757,7 +761,7 @@ export class Session {
     }
     const rowBytes = this.config.dim * 4;
     const encoder = this.ctx.device.createCommandEncoder({ label: 'kept hidden' });
-    const pending = await this.readback.enqueue(encoder, this.hiddenHistory!, pos * rowBytes, rowBytes);
+    const pending = await this.readback.enqueue(encoder, this.hiddenHistory!, pos * rowBytes, rowBytes, 'hidden row');
     this.ctx.device.queue.submit([encoder.finish()]);
     return new Float32Array(await pending.read());
   }
@@ -820,7 +824,7 @@ export class Session {
     encodeCalls(pass, this.graph.logits, { nTokens: hiddenRow + 1, statsRows: 1 });
     pass.end();
     const bytes = this.config.vocabSize * 4;
-    const pending = await this.readback.enqueue(encoder, this.buffers.logits, 0, bytes);
+    const pending = await this.readback.enqueue(encoder, this.buffers.logits, 0, bytes, 'logits row');
     this.ctx.device.queue.submit([encoder.finish()]);
     return new Float32Array(await pending.read());
   }

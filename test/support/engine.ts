@@ -67,7 +67,7 @@ export async function modelSession(rows: number, topK = 8, path?: string, option
   const { bytesReader } = await import('../../src/model/readers.ts');
   const { uploadWeights } = await import('../../src/model/weights.ts');
   const { Session } = await import('../../src/runtime/session.ts');
-  const ctx = await acquireGpu({ gpu: create([]) });
+  const ctx = await acquireGpu({ gpu: create([]), mapWait: 'paced' });
   const model = path
     ? (await openModel(await modelFromPath(path))).files
     : await readLlama2c(bytesReader('stories15M.bin', readFileSync(bundledModel.model)));

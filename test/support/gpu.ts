@@ -89,7 +89,7 @@ export class GpuTest {
     process.env.VK_ICD_FILENAMES ??= SWIFTSHADER_ICD;
     process.env.XDG_RUNTIME_DIR ??= tmpdir(); // else the Vulkan loader complains on every start
     const toggles = process.env.KERNELS_WORKGROUP_INIT ? [] : ['enable-dawn-features=disable_workgroup_init'];
-    return new GpuTest(await acquireGpu({ gpu: create(toggles) }));
+    return new GpuTest(await acquireGpu({ gpu: create(toggles), mapWait: 'paced' }));
   }
 
   get device(): GPUDevice {

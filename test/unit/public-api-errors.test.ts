@@ -207,6 +207,7 @@ describe('public API: every bad argument is a ForkwiseError with a documented co
     ['createEngine(null)', () => createEngine(bad(null))],
     ['createEngine("x")', () => createEngine(bad('x'))],
     ['createEngine({ device: 5 })', () => createEngine(bad({ device: 5 }))],
+    ['createEngine({ mapWait: "sleep" })', () => createEngine(bad({ mapWait: 'sleep' }))],
     ['createEngine({ gpu: null })', () => createEngine({ gpu: null }), 'webgpu-unavailable'],
     ['createEngine({ gpu: {} })', () => createEngine({ gpu: bad({}) }), 'webgpu-unavailable'],
     ['createEngine({ gpu: no adapter })', () => createEngine({ gpu: bad({ requestAdapter: async () => null }) }), 'webgpu-unavailable'],

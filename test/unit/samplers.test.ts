@@ -617,7 +617,7 @@ describe('on the GPU', () => {
   before(async () => {
     process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
     process.env.XDG_RUNTIME_DIR ??= tmpdir();
-    ctx = await acquireGpu({ gpu: create([]) });
+    ctx = await acquireGpu({ gpu: create([]), mapWait: 'paced' });
   });
   after(() => ctx?.device.destroy());
 
