@@ -102,10 +102,11 @@ fn top_clear() {
   }
 }
 
-// Sorted insertion into the private top-K (descending logit, ascending id on ties).
-fn top_insert(logit: f32, id: u32) {
+// Sorted insertion into the private top-K (descending logit, ascending id on ties); false when
+// the entry does not make the list.
+fn top_insert(logit: f32, id: u32) -> bool {
   var j = TOP_K - 1u;
-  if (!better(logit, id, top_logits[j], top_ids[j])) { return; }
+  if (!better(logit, id, top_logits[j], top_ids[j])) { return false; }
   while (j > 0u && better(logit, id, top_logits[j - 1u], top_ids[j - 1u])) {
     top_logits[j] = top_logits[j - 1u];
     top_ids[j] = top_ids[j - 1u];
@@ -113,6 +114,7 @@ fn top_insert(logit: f32, id: u32) {
   }
   top_logits[j] = logit;
   top_ids[j] = id;
+  return true;
 }
 
 // Counter-based RNG (PCG hash): the same (seed, row, pos, counter, id) gives the same uniform on
@@ -139,7 +141,7 @@ fn fold_logit(p: ptr<function, Partial>, slot: TokenSlot, logit: f32, id: u32) {
   }
   merge_argmax(p, logit, id, key, id, logit);
   if (id == slot.next) { (*p).next_logit = logit; }
-  top_insert(logit, id);
+  _ = top_insert(logit, id);
 }
 
 fn write_partial(t: u32, i: u32, p: Partial) {
@@ -244,12 +246,15 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
   }
 }
 
-/** Folds partial slot `i` (its sums and its top-K list) into p and the private top-K. */
+/**
+ * Folds partial slot `i` (its sums and its top-K list) into p and the private top-K. The slot's
+ * list is sorted, so once one entry misses the private list every later one does too.
+ */
 fn fold_slot(p: ptr<function, Partial>, i: u32) {
   fold(p, partials[i]);
   for (var j = 0u; j < TOP_K; j++) {
     let e = partial_topk[i * TOP_K + j];
-    top_insert(bitcast<f32>(e.y), e.x);
+    if (!top_insert(bitcast<f32>(e.y), e.x)) { break; }
   }
 }
 
