@@ -7,6 +7,8 @@
 //   logits_partials: the same fold over a logits buffer that already exists (the standalone
 //            entropy / argmax / top-K reduction, for callers that asked for logits).
 //   merge:   one workgroup per token row merges those partials into the StepStats record.
+//   merge_select: the merge after logits_partials, whose partials then carry no top-K lists: the
+//            top-K is selected from the logits row itself (below).
 //
 // Online form: Z = Σ e^(s−m), A = Σ e^(s−m)(s−m), B = Σ e^(s−m)(s−m)²; then LSE = m + ln Z,
 // entropy = ln Z − A/Z, varentropy = B/Z − (A/Z)².
@@ -22,6 +24,8 @@ override TILES: u32 = 1u;
 override TOP_K: u32 = 8u;    // 1..MAX_K
 override LM_WG: u32 = 64u;
 override LM_GROUPS: u32 = 16u;  // workgroups per token row: LM_WG * LM_GROUPS partials per row
+// Whether each partial keeps a private top-K list (false: logits_partials before merge_select).
+override PARTIAL_TOP_K: bool = true;
 
 const MAX_K: u32 = 64u;
 const MERGE_WG: u32 = 32u;
@@ -141,12 +145,13 @@ fn fold_logit(p: ptr<function, Partial>, slot: TokenSlot, logit: f32, id: u32) {
   }
   merge_argmax(p, logit, id, key, id, logit);
   if (id == slot.next) { (*p).next_logit = logit; }
-  _ = top_insert(logit, id);
+  if (PARTIAL_TOP_K) { _ = top_insert(logit, id); }
 }
 
 fn write_partial(t: u32, i: u32, p: Partial) {
   let out = (t * TILES + TILE) * LM_WG * LM_GROUPS + i;
   partials[out] = p;
+  if (!PARTIAL_TOP_K) { return; }
   for (var j = 0u; j < TOP_K; j++) {
     partial_topk[out * TOP_K + j] = vec2<u32>(top_ids[j], bitcast<u32>(top_logits[j]));
   }
@@ -198,7 +203,7 @@ fn logits_partials(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (t >= step.stats_rows) { return; }
   let slot = tokens[step.stats_row_start + t];
   var p = empty_partial();
-  top_clear();
+  if (PARTIAL_TOP_K) { top_clear(); }
   for (var id = gid.x; id < VOCAB; id += LM_WG * LM_GROUPS) {
     fold_logit(&p, slot, logits[t * 4u * V4 + id], id);
   }
@@ -229,8 +234,20 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
   for (var i = 1u; i < MERGE_WG; i++) {
     fold_slot(&p, base + i);
   }
+  write_header(t, p);
+  for (var j = 0u; j < TOP_K; j++) {
+    write_candidate(t, j, top_ids[j], top_logits[j]);
+  }
+}
+
+fn record_start(t: u32) -> u32 {
+  return t * (STATS_HEADER + 2u * TOP_K);
+}
+
+/** Row t's record header from its merged partial. */
+fn write_header(t: u32, p: Partial) {
   let mean = p.a / p.z;
-  let o = t * (STATS_HEADER + 2u * TOP_K);
+  let o = record_start(t);
   let sampling = step.inv_sample_temp > 0.0;
   var next_logit = select(p.argmax_logit, p.gumbel_logit, sampling);
   if (tokens[step.stats_row_start + t].next != NO_TOKEN) { next_logit = p.next_logit; }
@@ -240,10 +257,13 @@ fn merge(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
   stats[o + 3u] = bitcast<u32>(next_logit);
   stats[o + 4u] = p.argmax;
   stats[o + 5u] = select(p.argmax, p.gumbel_id, sampling);
-  for (var j = 0u; j < TOP_K; j++) {
-    stats[o + STATS_HEADER + 2u * j] = top_ids[j];
-    stats[o + STATS_HEADER + 2u * j + 1u] = bitcast<u32>(top_logits[j]);
-  }
+}
+
+/** Candidate `rank` of row t's record (an empty slot is (0xffffffff, NEG_INF)). */
+fn write_candidate(t: u32, rank: u32, id: u32, logit: f32) {
+  let o = record_start(t) + STATS_HEADER + 2u * rank;
+  stats[o] = id;
+  stats[o + 1u] = bitcast<u32>(logit);
 }
 
 /**
@@ -269,4 +289,147 @@ fn fold(p: ptr<function, Partial>, q: Partial) {
   merge_sums(p, q.m, q.z, q.a, q.b);
   merge_argmax(p, q.argmax_logit, q.argmax, q.gumbel_key, q.gumbel_id, q.gumbel_logit);
   (*p).next_logit = max((*p).next_logit, q.next_logit);
+}
+
+// ---- merge_select: the top-K of a logits row without private lists -----------------------------
+// Sorted private lists cost a divergent, dynamically indexed shift per insertion, which on
+// SwiftShader made 64 candidates most of a step. Here one workgroup per row:
+//   1. folds the partials' sums (as merge) and writes the header;
+//   2. bounds the K-th largest logit from below: the partials split into TOP_K groups, and the
+//      smallest of the groups' maxima, L, is at most the K-th largest (K distinct logits reach it);
+//   3. gathers every logit >= L (typically a few per candidate) into workgroup memory;
+//   4. writes each gathered entry whose rank (by `better`: logit descending, lower id first)
+//      is below K at that rank. Ties are exact: every entry equal to a gathered one is gathered.
+// A row with more than SELECT_CAP logits >= L (a flat row: many equal logits) instead bisects
+// for the K-th largest key and gathers exactly the K selected entries (select_by_bisection).
+
+const SELECT_WG: u32 = 64u;  // ≥ MAX_K (invocation l writes candidate slot l); faster here than 256
+const SELECT_CAP: u32 = 1024u;
+
+var<workgroup> wg_count: atomic<u32>;
+var<workgroup> wg_total: u32;
+var<workgroup> wg_group_max: array<f32, MAX_K>;
+var<workgroup> wg_ids: array<u32, SELECT_CAP>;
+var<workgroup> wg_logits: array<f32, SELECT_CAP>;
+
+/** wg_count's value, the same for every invocation, with wg_count reset to 0 for the next use. */
+fn take_count(l: u32) -> u32 {
+  workgroupBarrier();
+  if (l == 0u) {
+    wg_total = atomicLoad(&wg_count);
+    atomicStore(&wg_count, 0u);
+  }
+  return workgroupUniformLoad(&wg_total);
+}
+
+@compute @workgroup_size(SELECT_WG)
+fn merge_select(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = wid.y;
+  if (t >= step.stats_rows) { return; }
+  let l = lid.x;
+  let count = LM_WG * LM_GROUPS;
+  let slots = t * count;
+  // 1. the sums: a strided share per invocation into slot l, then invocation 0
+  var p = empty_partial();
+  for (var i = l; i < count; i += SELECT_WG) { fold(&p, partials[slots + i]); }
+  // 2. group maxima (before slot l is overwritten: each group reads its own slots)
+  if (l < TOP_K) {
+    var m = NEG_INF;
+    for (var i = l * count / TOP_K; i < (l + 1u) * count / TOP_K; i++) { m = max(m, partials[slots + i].argmax_logit); }
+    wg_group_max[l] = m;
+  }
+  storageBarrier();
+  partials[slots + l] = p;
+  storageBarrier();
+  if (l == 0u) {
+    for (var i = 1u; i < min(SELECT_WG, count); i++) { fold(&p, partials[slots + i]); }
+    write_header(t, p);
+  }
+  workgroupBarrier();
+  var bound = wg_group_max[0];
+  for (var g = 1u; g < TOP_K; g++) { bound = min(bound, wg_group_max[g]); }
+
+  // 3. gather every logit >= bound
+  let base = t * 4u * V4;
+  for (var id = l; id < VOCAB; id += SELECT_WG) {
+    let z = logits[base + id];
+    if (z >= bound) {
+      let slot = atomicAdd(&wg_count, 1u);
+      if (slot < SELECT_CAP) { wg_ids[slot] = id; wg_logits[slot] = z; }
+    }
+  }
+  let n = take_count(l);
+  if (n > SELECT_CAP) {
+    select_by_bisection(t, l, base);
+    return;
+  }
+  // 4. each gathered entry at its rank
+  for (var i = l; i < n; i += SELECT_WG) {
+    let id = wg_ids[i];
+    let z = wg_logits[i];
+    var rank = 0u;
+    for (var j = 0u; j < n; j++) { rank += select(0u, 1u, better(wg_logits[j], wg_ids[j], z, id)); }
+    if (rank < TOP_K) { write_candidate(t, rank, id, z); }
+  }
+  if (l >= n && l < TOP_K) { write_candidate(t, l, NO_TOKEN, NEG_INF); }
+}
+
+// Larger logit, larger key; −0 as +0 (equal logits, equal keys); NaN 0, never selected.
+fn order_key(x: f32) -> u32 {
+  if (x != x) { return 0u; }
+  if (x == 0.0) { return 0x80000000u; }
+  let b = bitcast<u32>(x);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// Whether (tau, theta) selects an entry: key > tau, or key == tau and id < theta.
+fn selected(key: u32, id: u32, tau: u32, theta: u32) -> bool {
+  return key != 0u && (key > tau || (key == tau && id < theta));
+}
+
+// How many entries of the row (tau, theta) selects, over the workgroup.
+fn count_selected(base: u32, l: u32, tau: u32, theta: u32) -> u32 {
+  var n = 0u;
+  for (var id = l; id < VOCAB; id += SELECT_WG) {
+    n += select(0u, 1u, selected(order_key(logits[base + id]), id, tau, theta));
+  }
+  atomicAdd(&wg_count, n);
+  return take_count(l);
+}
+
+// The exact K selected entries by bisection: tau, the largest key with at least K entries at or
+// above it (bit by bit from the top, one counting pass per bit); then, if tau is tied, theta, the
+// smallest id bound that selects exactly K; then each selected entry at its rank.
+fn select_by_bisection(t: u32, l: u32, base: u32) {
+  let any_id = 0xffffffffu;
+  var tau = 0u;
+  for (var bit = 31i; bit >= 0i; bit--) {
+    let at = tau | (1u << u32(bit));
+    if (count_selected(base, l, at - 1u, 0u) >= TOP_K) { tau = at; }  // key >= at
+  }
+  var theta = any_id;
+  if (count_selected(base, l, tau, any_id) > TOP_K) {
+    theta = 0u;
+    for (var bit = 31i; bit >= 0i; bit--) {
+      let b = 1u << u32(bit);
+      if (count_selected(base, l, tau, theta | (b - 1u)) < TOP_K) { theta |= b; }
+    }
+  }
+  for (var id = l; id < VOCAB; id += SELECT_WG) {
+    let z = logits[base + id];
+    if (selected(order_key(z), id, tau, theta)) {
+      let slot = atomicAdd(&wg_count, 1u);
+      if (slot < TOP_K) { wg_ids[slot] = id; wg_logits[slot] = z; }
+    }
+  }
+  let n = min(take_count(l), TOP_K);
+  if (l < n) {
+    let id = wg_ids[l];
+    let z = wg_logits[l];
+    var rank = 0u;
+    for (var j = 0u; j < n; j++) { rank += select(0u, 1u, better(wg_logits[j], wg_ids[j], z, id)); }
+    write_candidate(t, rank, id, z);
+  } else if (l < TOP_K) {
+    write_candidate(t, l, NO_TOKEN, NEG_INF);
+  }
 }

@@ -296,12 +296,15 @@ export class Kernels {
     c: { vocab: number; topK: number },
     b: StepBindings & { logits: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ): Promise<KernelCall[]> {
-    const constants = this.statsConstants(4, c.vocab, c.topK);
-    const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl, constants };
+    // The partials carry the sums only; merge_select picks the top-K from the logits themselves.
+    const constants = { ...this.statsConstants(4, c.vocab, c.topK), PARTIAL_TOP_K: 0 };
+    const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl };
+    const { TOP_K, V4, VOCAB } = constants;
     return Promise.all([
-      this.call(`${label}.partials`, { ...spec, entryPoint: 'logits_partials' },
+      this.call(`${label}.partials`, { ...spec, entryPoint: 'logits_partials', constants },
         [b.step, b.tokens, null, null, b.partials, b.partialTopK, null, b.logits], (s) => [LM_GROUPS, s.statsRows, 1]),
-      this.statsMerge(label, constants, b),
+      this.call(`${label}.merge`, { ...spec, entryPoint: 'merge_select', constants: { TOP_K, V4, VOCAB, LM_WG, LM_GROUPS } },
+        [b.step, b.tokens, null, null, b.partials, null, b.stats, b.logits], (s) => [1, s.statsRows, 1]),
     ]);
   }
 

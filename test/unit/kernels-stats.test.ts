@@ -386,6 +386,30 @@ describe('logitsStats', () => {
     }
   });
 
+  // merge_select gathers the logits at or above a bound from the partials' maxima; a row with
+  // more than 1024 of them (row 0: 2000 ids tied at the top) takes its bisection path, and row 1's
+  // logits on a grid of halves tie at every value, the K-th largest included.
+  test('flat rows: 2000 logits tied at the top (bisection), logits on a grid of halves; top-64 and top-5', async () => {
+    const [vocab, rows] = [32000, 2];
+    const rng = mulberry32(21);
+    const logits = randn(rng, rows * vocab, 1);
+    for (let i = 0; i < vocab; i++) logits[i] -= 5;
+    for (let n = 0; n < 2000; n++) logits[Math.floor(rng() * vocab)] = 1;
+    for (let i = vocab; i < 2 * vocab; i++) logits[i] = Math.round(logits[i] * 4) / 2;
+    const slots = slotsFor(rows, rng, vocab);
+    for (const topK of [64, 5]) {
+      const p = { nTokens: rows, statsRows: rows, seed: 5, counter: 0, invStatsTemp: 1, invSampleTemp: 1 };
+      const { stats } = await runLogitsStats(vocab, logits, slots, p, topK);
+      for (let t = 0; t < rows; t++) {
+        checkStats(stats[t], {
+          what: `top-${topK} row ${t}`, z: logits.subarray(t * vocab, (t + 1) * vocab), topK, invStatsTemp: 1, invSampleTemp: 1,
+          key: { seed: 5, counter: 0, ...slots[t] },
+        });
+      }
+      assert.ok(stats[0].topK.every((c) => c.logit === 1), 'row 0: the top-K are tied ids');
+    }
+  });
+
   test('vocab 3, top-8, stats rows from row 2 (slots of rows 2.., logits indexed from 0)', async () => {
     const logits = new Float32Array([0.5, -1, 0.5, 2, 3, -4]);
     const slots = [{ id: 0, pos: 0, row: 0 }, { id: 0, pos: 1, row: 0 }, { id: 1, pos: 2, row: 1 }, { id: 2, pos: 3, row: 1 }];
