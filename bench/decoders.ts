@@ -18,8 +18,12 @@
 //
 // Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64 --only srgen,ead]
 //        npm run bench:decoders -- --only quality --quality-seeds 20 --quality-tokens 128
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+//        (each finished row is appended to bench/results/quality-<date>.jsonl as it ends; a run cut
+//        short goes on with `--resume <that file>`, which skips the rows it holds and appends;
+//        `--quality-arms sample,cntp` runs only those arms: sample, cntp, srgen, entropix, adaptive,
+//        entropy, typical, top-h)
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Engine, GenerateOptions, GenerationResult } from '../src/engine.ts';
 import { summaryOf } from '../src/decode/registry.ts';
@@ -37,6 +41,8 @@ const { values: args } = parseArgs({
     'quality-seeds': { type: 'string', default: '20' },
     'quality-tokens': { type: 'string', default: '128' },
     'quality-models': { type: 'string', default: 'stories15M,student' },
+    'quality-arms': { type: 'string' },
+    resume: { type: 'string' },
   },
 });
 /** Sections to run (comma-separated: readback,batch,cntp,ead,srgen); all by default. */
@@ -232,7 +238,32 @@ interface QualityRow {
   model: string; arm: string; runs: number; tokens: number;
   meanPerplexity: number; medianPerplexity: number; distinct2: number; meanEntropy: number; tokPerSec: number;
   branches?: Record<string, number>;
+  /** The protocol: seeds per prompt and tokens per generation (a resumed table keeps its own). */
+  seeds: number; maxTokens: number;
+  /** When the process that measured the row started (rows of a resumed table come from several). */
+  run: string;
+  wallSeconds: number;
+  /**
+   * That run's plain-sampling speed on this model (sample T 1, one seed per prompt, measured at the
+   * run's start): tok/s ÷ it compares rows of different runs, which absolute tok/s do not.
+   */
+  referenceTokPerSec: number;
 }
+
+/** Decode tok/s of sample T 1 over one seed per prompt (a run's speed reference). */
+async function referenceSpeed(engine: Engine, tokens: number): Promise<number> {
+  let ms = 0;
+  let n = 0;
+  for (const prompt of PROMPTS) {
+    const r = await engine.generate(prompt, { decoder: 'sample', temperature: 1, seed: 1000, maxTokens: tokens, reuse: false }).complete();
+    ms += r.timing.decodeMs;
+    n += r.steps.length;
+  }
+  return n / (ms / 1000);
+}
+
+/** The arm's name as --quality-arms takes it: 'sample T 1' → 'sample', 'top-H' → 'top-h'. */
+const armKey = (arm: string) => arm.split(' ')[0].toLowerCase();
 
 /**
  * Every arm on each model (stories15M; the student, a llama2.c model with the same tokenizer),
@@ -242,7 +273,17 @@ async function qualitySection(large: Engine, scorer: Session): Promise<QualityRo
   const seeds = Number(args['quality-seeds']);
   const tokens = Number(args['quality-tokens']);
   const models = new Set(args['quality-models']!.split(','));
-  console.log(`# quality: ${PROMPTS.length} prompts × ${seeds} seeds × ${tokens} tokens, perplexity under stories15M`);
+  const armsWanted = args['quality-arms'] ? new Set(args['quality-arms'].split(',')) : null;
+  const run = new Date().toISOString();
+  const log = args.resume ?? join(import.meta.dirname, 'results', `quality-${run.replace(/:/g, '-')}.jsonl`);
+  const done: QualityRow[] = args.resume && existsSync(args.resume)
+    ? readFileSync(args.resume, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as QualityRow)
+    : [];
+  const other = done.find((r) => r.seeds !== seeds || r.maxTokens !== tokens);
+  if (other) throw new Error(`${log} holds rows of ${other.seeds} seeds × ${other.maxTokens} tokens; this run asks for ${seeds} × ${tokens}`);
+  mkdirSync(dirname(log), { recursive: true });
+  console.log(`# quality: ${PROMPTS.length} prompts × ${seeds} seeds × ${tokens} tokens, perplexity under stories15M; rows → ${log}` +
+    (done.length ? ` (${done.length} rows there already)` : ''));
   const engines: [string, Engine][] = [];
   if (models.has('stories15M')) engines.push(['stories15M', large]);
   let student: Engine | null = null;
@@ -252,9 +293,14 @@ async function qualitySection(large: Engine, scorer: Session): Promise<QualityRo
     await student.loadModel({ model: bytes(bundledModel.smallModel), tokenizer: bytes(bundledModel.tokenizer) });
     engines.push(['student', student]);
   }
-  const rows: QualityRow[] = [];
+  const rows: QualityRow[] = [...done];
   for (const [model, engine] of engines) {
-    for (const [arm, o] of QUALITY_ARMS) {
+    const pending = QUALITY_ARMS.filter(([arm]) => (!armsWanted || armsWanted.has(armKey(arm))) && !done.some((r) => r.model === model && r.arm === arm));
+    if (pending.length === 0) continue;
+    const referenceTokPerSec = await referenceSpeed(engine, tokens);
+    console.log(`${model}: reference (sample T 1, one seed per prompt) ${referenceTokPerSec.toFixed(1)} tok/s`);
+    for (const [arm, o] of pending) {
+      const t0 = performance.now();
       const ppl: number[] = [];
       const entropy: number[] = [];
       const texts: number[][] = [];
@@ -277,21 +323,30 @@ async function qualitySection(large: Engine, scorer: Session): Promise<QualityRo
         model, arm, runs: ppl.length, tokens: decodeTokens, meanPerplexity: mean(ppl), medianPerplexity: median(ppl),
         distinct2: distinct2(texts), meanEntropy: mean(entropy), tokPerSec: decodeTokens / (decodeMs / 1000),
         ...(Object.keys(branches).length ? { branches } : {}),
+        seeds, maxTokens: tokens, run, wallSeconds: (performance.now() - t0) / 1000, referenceTokPerSec,
       };
       rows.push(row);
+      appendFileSync(log, `${JSON.stringify(row)}\n`);
       console.log(`${model.padEnd(10)} ${arm.padEnd(22)} ppl ${row.meanPerplexity.toFixed(2)} (median ${row.medianPerplexity.toFixed(2)}) ` +
-        `distinct-2 ${row.distinct2.toFixed(3)} H ${row.meanEntropy.toFixed(3)} ${row.tokPerSec.toFixed(1)} tok/s${row.branches ? ` ${JSON.stringify(row.branches)}` : ''}`);
+        `distinct-2 ${row.distinct2.toFixed(3)} H ${row.meanEntropy.toFixed(3)} ${row.tokPerSec.toFixed(1)} tok/s${row.branches ? ` ${JSON.stringify(row.branches)}` : ''}` +
+        ` (${row.wallSeconds.toFixed(0)} s)`);
     }
   }
   student?.dispose();
-  return rows;
+  const order = (r: QualityRow) => (r.model === 'stories15M' ? 0 : 1) * 100 + QUALITY_ARMS.findIndex(([arm]) => arm === r.arm);
+  return rows.sort((a, b) => order(a) - order(b));
 }
 
 function qualityMarkdown(rows: QualityRow[]): string {
-  const lines = ['', '| model | decoder | runs | mean ppl (stories15M) | median ppl | distinct-2 | mean H (nats) | decode tok/s |', '|---|---|---:|---:|---:|---:|---:|---:|'];
+  // tok/s compare only within one process on this machine: say which run measured each row
+  const runs = [...new Set(rows.map((r) => r.run))];
+  const runCol = runs.length > 1;
+  const lines = ['', `| model | decoder | runs | mean ppl (stories15M) | median ppl | distinct-2 | mean H (nats) | decode tok/s | ÷ sample T 1 of its run |${runCol ? ' run |' : ''}`,
+    `|---|---|---:|---:|---:|---:|---:|---:|---:|${runCol ? '---|' : ''}`];
   for (const r of rows) {
-    lines.push(`| ${r.model} | ${r.arm} | ${r.runs} | ${r.meanPerplexity.toFixed(2)} | ${r.medianPerplexity.toFixed(2)} | ${r.distinct2.toFixed(3)} | ${r.meanEntropy.toFixed(3)} | ${r.tokPerSec.toFixed(1)} |`);
+    lines.push(`| ${r.model} | ${r.arm} | ${r.runs} | ${r.meanPerplexity.toFixed(2)} | ${r.medianPerplexity.toFixed(2)} | ${r.distinct2.toFixed(3)} | ${r.meanEntropy.toFixed(3)} | ${r.tokPerSec.toFixed(1)} | ${(r.tokPerSec / r.referenceTokPerSec).toFixed(2)} |${runCol ? ` ${runs.indexOf(r.run) + 1} |` : ''}`);
   }
+  if (runCol) lines.push('', runs.map((r, i) => `run ${i + 1}: ${r}`).join('; '));
   const hist = rows.filter((r) => r.branches);
   if (hist.length) {
     lines.push('', '| model | entropix branch | tokens |', '|---|---|---:|');
