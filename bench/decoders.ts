@@ -18,7 +18,7 @@
 //
 // Usage: npm run bench:decoders [-- --seeds 50 --tokens 32 --ead-tokens 64 --only srgen,ead]
 //        npm run bench:decoders -- --only quality --quality-seeds 20 --quality-tokens 128
-//        (each finished row is appended to bench/results/quality-<date>.jsonl as it ends; a run cut
+//        (each finished row is appended to bench/results/decoder-quality-<date>.jsonl as it ends; a run cut
 //        short goes on with `--resume <that file>`, which skips the rows it holds and appends;
 //        `--quality-arms sample,cntp` runs only those arms: sample, cntp, srgen, entropix, adaptive,
 //        entropy, typical, top-h)
@@ -275,7 +275,7 @@ async function qualitySection(large: Engine, scorer: Session): Promise<QualityRo
   const models = new Set(args['quality-models']!.split(','));
   const armsWanted = args['quality-arms'] ? new Set(args['quality-arms'].split(',')) : null;
   const run = new Date().toISOString();
-  const log = args.resume ?? join(import.meta.dirname, 'results', `quality-${run.replace(/:/g, '-')}.jsonl`);
+  const log = args.resume ?? join(import.meta.dirname, 'results', `decoder-quality-${run.replace(/:/g, '-')}.jsonl`);
   const done: QualityRow[] = args.resume && existsSync(args.resume)
     ? readFileSync(args.resume, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as QualityRow)
     : [];

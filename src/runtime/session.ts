@@ -493,8 +493,9 @@ export class Session {
       return [];
     }
     const bytes = statsRows * statsRecordBytes(topK);
-    // The pacer's kind: steps of one shape take about as long as each other.
-    const kind = `step ${nTokens}x${statsRows} top${topK}${headFor ? ' own head' : ''}`;
+    // The pacer's kind: launches of one shape take about as long as each other (a head alone, as
+    // score()'s later stats rows or headOver, is far shorter than a step with the graph body).
+    const kind = `${body.length > 0 ? `step ${nTokens}` : 'head'}x${statsRows} top${topK}${headFor ? ' own head' : ''}`;
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes, kind);
     const a = body.length > 0 ? this.attention : null;
     const nHeads = this.config.nHeads;
