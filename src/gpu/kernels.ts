@@ -297,6 +297,7 @@ export class Kernels {
     b: StepBindings & { logits: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ): Promise<KernelCall[]> {
     // The partials carry the sums only; merge_select picks the top-K from the logits themselves.
+    // (partialTopK stays bound: the entry point still names it, behind PARTIAL_TOP_K.)
     const constants = { ...this.statsConstants(4, c.vocab, c.topK), PARTIAL_TOP_K: 0 };
     const spec = { name: 'lm_head_stats', code: lmHeadStatsWgsl };
     const { TOP_K, V4, VOCAB } = constants;
@@ -312,7 +313,7 @@ export class Kernels {
     label: string, c: { TOP_K: number; TILES?: number },
     b: { step: GPUBuffer; tokens: GPUBuffer; partials: GPUBuffer; partialTopK: GPUBuffer; stats: GPUBuffer },
   ) {
-    // Only the constants the merge uses, so the fused head and logitsStats share one pipeline.
+    // Only the constants the merge uses, so the fused heads of every tile and format share one pipeline.
     const constants = { TOP_K: c.TOP_K, LM_WG, LM_GROUPS, TILES: c.TILES ?? 1 };
     return this.call(`${label}.merge`, { name: 'lm_head_stats', code: lmHeadStatsWgsl, entryPoint: 'merge', constants },
       [b.step, b.tokens, null, null, b.partials, b.partialTopK, b.stats], (s) => [1, s.statsRows, 1]);
