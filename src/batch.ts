@@ -12,8 +12,8 @@ import { InvalidArgumentError } from './errors.ts';
 export type BatchItem<S, R> = { row: number; step: S } | { row: number; result: R };
 
 /**
- * Row `row` of a runtime seen as row 0, for a decoder that reads its own row only: length and the
- * full-vocabulary fallback of its last step. Stepping, forking and reflecting belong to the batch.
+ * Row `row` of a runtime seen as row 0, for a decoder that reads its own row only: length, and the
+ * full-vocabulary fallback and statistics at other sampling parameters of its last step. Stepping, forking and reflecting belong to the batch.
  */
 export class RowView implements DecodeRuntime {
   constructor(private readonly runtime: DecodeRuntime, readonly row: number) {}
@@ -22,6 +22,7 @@ export class RowView implements DecodeRuntime {
   get rows() { return 1; }
   length(row: number) { return this.runtime.length(this.mapped(row)); }
   fullStats(row: number, temperature: number): Promise<StepStats> { return this.runtime.fullStats(this.mapped(row), temperature); }
+  statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> { return this.runtime.statsUnder(this.mapped(row), sampling); }
   step(): Promise<StepStats[]> { throw this.refused('step'); }
   feed(): Promise<StepStats> { throw this.refused('feed'); }
   fork(): void { throw this.refused('fork'); }

@@ -16,20 +16,24 @@
 //
 // The stages run in the sampler's order (top-H → top-k → top-p → min-p → typical); the authors'
 // rollout applies min-p before top-k/top-p, which differs only when both are on. T′ is known only
-// after the step (it depends on that step's H), so the GPU cannot draw at it: with no truncating
-// stage the draw reads the step's full logits row.
+// after the step (it depends on that step's H). The step's GPU draw is at T, which serves while
+// T′ = T (the warm-up, τ = 0); otherwise the statistics kernels run again over the step's kept
+// logits at T′ (runtime.statsUnder: the GPU's draw at T′, keyed as the step's, and the candidates'
+// statistics at T′), and only a draw those cannot decide reads the full logits row.
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext } from './decoder.ts';
 import { uniform01 } from './rng.ts';
 import {
-  CPU_DRAW_INDEX, MAX_TEMPERATURE, type SamplerOptions, createSampler, drawIndex, needsFullVocabulary, samplerParams,
-  truncates, warp,
+  CPU_DRAW_INDEX, MAX_TEMPERATURE, MIN_TEMPERATURE, type SamplerOptions, createSampler, drawIndex, needsFullVocabulary,
+  samplerParams, warp,
 } from './samplers.ts';
 import { defineDecoder, roundHalfEven } from './spec.ts';
 
 export const ADAPTIVE_TEMPERATURE_DEFAULTS = { tau: 0.05, window: 256, warmup: 8 } as const;
+/** Candidates each step (and each redraw at T′) asks the GPU for: truncations decide from them. */
+const CANDIDATES = 64;
 
 /** HAPO's calibration of a set of entropies (nats). */
 export interface Calibration {
@@ -71,6 +75,8 @@ export type AdaptiveTemperatureSummary = {
   meanTemperature: number;
   minTemperature: number;
   maxTemperature: number;
+  /** Steps drawn from statistics taken again at T′ (runtime.statsUnder). */
+  redrawnSteps: number;
   fullVocabularySteps: number;
 };
 
@@ -93,6 +99,7 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
   readonly history: number[] = [];
   /** The temperature of each step, in order. */
   readonly temperatures: number[] = [];
+  private redrawnSteps = 0;
   private fullVocabularySteps = 0;
 
   constructor(o: AdaptiveTemperatureOptions = {}) {
@@ -106,9 +113,9 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
     this.warmup = checkInteger('warmup', warmup ?? ADAPTIVE_TEMPERATURE_DEFAULTS.warmup, 1, 1 << 20);
   }
 
-  /** Statistics of the raw logits (H at T = 1); the CPU draws (at T′), from 64 candidates. */
+  /** Statistics of the raw logits (H at T = 1) with 64 candidates, and the GPU's draw at T. */
   sampling(): SamplingParams {
-    return { temperature: 0, seed: this.seed, statsTemperature: 1, candidates: 64 };
+    return { ...this.samplerAt(this.temperature).sampling(this.seed), statsTemperature: 1, candidates: CANDIDATES };
   }
 
   summary(): AdaptiveTemperatureSummary {
@@ -119,7 +126,7 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
       meanTemperature: ts.length ? ts.reduce((a, b) => a + b, 0) / ts.length : this.temperature,
       minTemperature: ts.length ? Math.min(...ts) : this.temperature,
       maxTemperature: ts.length ? Math.max(...ts) : this.temperature,
-      fullVocabularySteps: this.fullVocabularySteps,
+      redrawnSteps: this.redrawnSteps, fullVocabularySteps: this.fullVocabularySteps,
     };
   }
 
@@ -143,15 +150,28 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
     return { tokens: [tokenId], stats: [ctx.stats], ...(gauges ? { gauges } : {}) };
   }
 
+  private samplerAt(temperature: number) {
+    return createSampler({ ...this.options, temperature: temperature > 0 ? Math.max(temperature, MIN_TEMPERATURE) : 0 });
+  }
+
+  /**
+   * The token at T′: from the step's statistics when they decide it (a truncation from the raw
+   * candidates, or the step's own GPU draw while T′ = T), else from statistics taken again at T′,
+   * else from the full logits row.
+   */
   private async draw(ctx: DecodeContext, stats: StepStats, temperature: number): Promise<number> {
-    const sampler = createSampler({ ...this.options, temperature: temperature > 0 ? Math.max(temperature, 1e-6) : 0, vocabSize: ctx.runtime.vocabSize });
-    const key = { seed: this.seed, row: 0, pos: ctx.pos, history: ctx.tokens, statsTemperature: 1 };
+    const sampler = this.samplerAt(temperature);
     if (sampler.params.temperature === 0) return stats.argmax;
-    if (truncates(sampler.params)) {
-      const r = sampler.sample(stats, key);
-      if (!needsFullVocabulary(r)) return r.tokenId;
+    const key = { seed: this.seed, row: 0, pos: ctx.pos, history: ctx.tokens, vocabSize: ctx.runtime.vocabSize };
+    const first = sampler.sample(stats, { ...key, statsTemperature: 1 });
+    if (!needsFullVocabulary(first) && (first.source !== 'gpu' || sampler.params.temperature === this.samplerAt(this.temperature).params.temperature)) {
+      return first.tokenId;
     }
-    // No truncation (the GPU did not draw at T′) or undecidable: the full row, closed.
+    this.redrawnSteps++;
+    const at = { ...sampler.sampling(this.seed), candidates: CANDIDATES };
+    const again = sampler.sample(await ctx.runtime.statsUnder(0, at), { ...key, statsTemperature: at.statsTemperature });
+    if (!needsFullVocabulary(again)) return again.tokenId;
+    // Undecidable from 64 candidates (a repetition penalty with no truncation, a wide top-p): the full row, closed.
     this.fullVocabularySteps++;
     const full = await ctx.runtime.fullStats(0, 1);
     const d = warp(full, sampler.params, { history: ctx.tokens, statsTemperature: 1, vocabSize: ctx.runtime.vocabSize });

@@ -64,6 +64,12 @@ export interface DecodeRuntime {
    */
   fullStats(row: number, temperature: number): Promise<StepStats>;
   /**
+   * The statistics (and GPU draw, keyed as the step's) of the last step's token on `row` again,
+   * under other sampling parameters: for a temperature known only after the step (adaptive
+   * temperature's T′). The statistics kernels over the kept logits, a few KB read back.
+   */
+  statsUnder(row: number, sampling: SamplingParams): Promise<StepStats>;
+  /**
    * SRGen: optimises one vector δ added to the final hidden states of row 0's positions (kept on
    * the GPU), with the cross-entropy kernels and AdamW all on the GPU (Session.reflect: one submit,
    * one readback), then returns the statistics
@@ -103,6 +109,12 @@ export class SessionRuntime implements DecodeRuntime {
     const hiddenRow = this.lastHiddenRow.get(row);
     if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
     return statsOfLogits(await this.session.logits(hiddenRow), temperature);
+  }
+
+  async statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> {
+    const hiddenRow = this.lastHiddenRow.get(row);
+    if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
+    return finite(await this.session.statsUnder(hiddenRow, sampling), this.session.kv.lengths[row] - 1);
   }
 
   async reflect(o: ReflectOptions): Promise<Reflection> {

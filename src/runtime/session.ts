@@ -199,6 +199,14 @@ export class Session {
   private attention: AttentionStatsState | null = null;
   /** Leading positions of row 0 whose logits W·h_t are in the kept-logits history. */
   private logitsKept = 0;
+  /** Token rows of the last step's last launch with the graph body (their hidden rows are current). */
+  private lastStepTokens = 0;
+  /**
+   * The hidden row whose logits row 0 of the logits buffer holds (the split head and the batched
+   * head write their first stats row's there; the fused head writes none): statsUnder() then runs
+   * the statistics kernels alone. Null when unknown.
+   */
+  private logitsRow0: number | null = null;
   /** While set, steps time every launch in its own pass (gpu/profile.ts; `npm run bench:profile`). */
   profiler: KernelProfiler | null = null;
 
@@ -479,6 +487,11 @@ export class Session {
     const shape = { nTokens, statsRows };
     // No stats rows (a prompt chunk before them): the body alone, nothing read back.
     const head = statsRows === 0 ? [] : headFor ? headFor(heads) : statsRows === 1 ? heads.head : heads.batchedHead;
+    if (body.length > 0) this.lastStepTokens = nTokens;
+    // A head of our own (headFor) leaves row 0 with W·x of its first stats row, as the split head does.
+    const writesLogits = statsRows > 0 && (headFor !== undefined || head === heads.batchedHead || this.head === 'split');
+    if (writesLogits) this.logitsRow0 = statsStart;
+    else if (body.length > 0 || statsRows > 0) this.logitsRow0 = null;
     if (this.profiler) {
       this.profiler.encode(encoder, [...body, ...head], shape);
     } else {
@@ -804,6 +817,25 @@ export class Session {
     return stats;
   }
 
+  /**
+   * The statistics (and GPU draw, keyed as the step's) of hidden row `hiddenRow` of the last step
+   * again, under other sampling parameters: another statistics or draw temperature, more
+   * candidates. When the logits buffer still holds that row's logits, only the statistics kernels
+   * run over them; otherwise the LM head runs again on the hidden row. Only the step record is read
+   * back. Adaptive temperature draws at a T′ known only after the step this way.
+   */
+  async statsUnder(hiddenRow: number, sampling: SamplingParams): Promise<StepStats> {
+    this.ctx.assertAlive();
+    if (!Number.isInteger(hiddenRow) || hiddenRow < 0 || hiddenRow >= this.lastStepTokens) {
+      throw new InvalidArgumentError(`hidden row ${hiddenRow} is not one of the last step's ${this.lastStepTokens}`);
+    }
+    const statsOnly = this.logitsRow0 === hiddenRow
+      ? (heads: Pick<ForwardGraph, 'head' | 'batchedHead'>) => heads.batchedHead.slice(this.graph.logits.length)
+      : undefined;
+    const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling, [], statsOnly);
+    return stats;
+  }
+
   private wide(): ReturnType<typeof buildHeads> {
     this.wideHeads ??= buildHeads(this.kernels, this.weights, this.buffers, MAX_TOP_K, this.graph, this.head);
     return this.wideHeads;
@@ -824,6 +856,7 @@ export class Session {
     const pass = encoder.beginComputePass({ label: 'logits' });
     encodeCalls(pass, this.graph.logits, { nTokens: hiddenRow + 1, statsRows: 1 });
     pass.end();
+    this.logitsRow0 = hiddenRow;
     const bytes = this.config.vocabSize * 4;
     const pending = await this.readback.enqueue(encoder, this.buffers.logits, 0, bytes, 'logits row');
     this.ctx.device.queue.submit([encoder.finish()]);
@@ -886,6 +919,8 @@ export class Session {
     this.kv.clear();
     this.hiddenKept = 0;
     this.logitsKept = 0;
+    this.lastStepTokens = 0;
+    this.logitsRow0 = null;
   }
 
   dispose(): void {

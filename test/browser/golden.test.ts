@@ -52,7 +52,7 @@ describe('stories15M against llama2.c in Chromium (WebGPU)', () => {
       { decoder: 'sample', temperature: 1, topP: 0.9, seed: 99, maxTokens: 16 }, // truncated: CPU draw from top-64
       { decoder: 'cntp', temperature: 1, topP: 0.9, seed: 5, maxTokens: 12 }, // trials as batched rows
       // this round's decoders: entropix (attention statistics, branch draws), HAPO's adaptive
-      // temperature (the full logits row), PURE's entropy top-k. The additive penalties are a CPU
+      // temperature (statistics again at T′), PURE's entropy top-k. The additive penalties are a CPU
       // stage over the same top-K record as the top-p case (test/model/choices.test.ts checks them).
       { decoder: 'entropix', seed: 3, maxTokens: 8 },
       { decoder: 'adaptive-temperature', seed: 4, maxTokens: 10, adaptiveTemperature: { warmup: 4 } },

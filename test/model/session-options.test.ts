@@ -5,6 +5,8 @@
 //   maxStepTokens (the prefill chunk): a step longer than the activations runs in chunks; the
 //     statistics of its last rows, the KV cache it leaves (checked by decoding on) and the hidden
 //     row a runtime reads afterwards (fullStats) equal one unchunked step's.
+//   statsUnder (the last step's statistics again at other sampling parameters) equals the step run
+//     with those parameters, from kept logits or by running the head again.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SessionRuntime } from '../../src/runtime/decode-runtime.ts';
@@ -86,4 +88,35 @@ describe(`prefill in chunks of ${CHUNK}`, () => {
     assert.ok(Math.abs(chunked.full.lse - whole.full.lse) < 1e-5 && Math.abs(chunked.full.entropy - whole.full.entropy) < 1e-5, 'fullStats');
     assert.ok(Math.abs(chunked.full.lse - chunked.fed.lse) < 1e-4, 'fullStats is of the last token');
   });
+});
+
+describe('statsUnder: the last step\'s statistics again, under other sampling', () => {
+  // A prompt step with 2 stats rows at (T 1, stats T 1), then statsUnder at (T 0.6, stats T 0.6) of
+  // each row must equal the same step run at (T 0.6, stats T 0.6): the first stats row from the
+  // logits the head left (the statistics kernels alone, split head), the second by running the
+  // head again (its logits were not kept), and both after the fused head, which keeps none.
+  const text = PROMPT.slice(0, 9);
+  const first = { temperature: 1, seed: 11, statsTemperature: 1 };
+  const later = { temperature: 0.6, seed: 11, statsTemperature: 0.6, candidates: 64 };
+  for (const kind of ['split', 'fused'] as const) {
+    test(`${kind} head: both stats rows of a 9-token step, then a decode step's`, async () => {
+      const { session } = s[kind];
+      session.reset();
+      const want = await session.step(text.map((id, pos) => ({ id, pos, row: 0 })), 2, later);
+      session.reset();
+      const had = await session.step(text.map((id, pos) => ({ id, pos, row: 0 })), 2, first);
+      const again = [await session.statsUnder(7, later), await session.statsUnder(8, later)];
+      again.forEach((x, i) => assertClose(x, want[i], `row ${7 + i}`));
+      assert.equal(again[0].topK.length, 64);
+      assert.ok(Math.abs(had[1].lse - again[1].lse) > 1e-3, 'the statistics temperature changed the lse');
+      assertClose(await session.statsUnder(8, first), had[1], 'row 8 at the first sampling');
+      // a decode step at T 1, then at T 0.6 keyed as that step: the same as the step run at T 0.6
+      const next = { id: had[1].argmax, pos: text.length, row: 0 };
+      const [direct] = await session.step([next], 1, later);
+      session.kv.rollback(0, text.length);
+      await session.step([next], 1, first);
+      assertClose(await session.statsUnder(0, later), direct, 'decode step');
+      await assert.rejects(session.statsUnder(1, later), /not one of the last step's 1/);
+    });
+  }
 });

@@ -1,7 +1,7 @@
 // A DecodeRuntime without a GPU, for the decoders' unit tests: a tiny deterministic "model" whose
 // next-token logits are a function of the row's tokens, StepStats computed from them in float64
 // at the asked statistics temperature, and a record of every call (feeds, steps, forks, full rows,
-// reflections) so a test can check what a decoder asked for.
+// statistics taken again, reflections) so a test can check what a decoder asked for.
 import { uniform01 } from '../../src/decode/rng.ts';
 import type { Decoder, DecoderEventBase, Emission } from '../../src/decode/decoder.ts';
 import type { DecodeRuntime, Reflection, ReflectOptions } from '../../src/runtime/decode-runtime.ts';
@@ -62,7 +62,7 @@ export function fakeStats(z: readonly number[], k: number, sampling: SamplingPar
 
 export class FakeRuntime implements DecodeRuntime {
   readonly rowsTokens: number[][];
-  readonly calls = { feeds: [] as number[][], steps: 0, forks: [] as number[][], commits: [] as number[], fullStats: 0, reflects: [] as ReflectOptions[] };
+  readonly calls = { feeds: [] as number[][], steps: 0, forks: [] as number[][], commits: [] as number[], fullStats: 0, statsUnder: [] as SamplingParams[], reflects: [] as ReflectOptions[] };
   /** Statistics temperature of every step and feed, in order. */
   readonly statsTemperatures: number[] = [];
   private lastRows = new Set<number>();
@@ -118,6 +118,13 @@ export class FakeRuntime implements DecodeRuntime {
     if (!this.lastRows.has(row)) throw new Error(`fake runtime: row ${row} was not part of the last step`);
     this.calls.fullStats++;
     return fakeStats(this.logitsOf(row), this.model.vocabSize, { temperature: 0, seed: 0, statsTemperature: temperature }, row, 0);
+  }
+
+  async statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> {
+    if (!this.lastRows.has(row)) throw new Error(`fake runtime: row ${row} was not part of the last step`);
+    this.calls.statsUnder.push(sampling);
+    const pos = this.rowsTokens[row].length - 1;
+    return fakeStats(this.logitsOf(row), this.model.candidates, sampling, row, pos);
   }
 
   async reflect(o: ReflectOptions): Promise<Reflection> {

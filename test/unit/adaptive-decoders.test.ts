@@ -10,7 +10,7 @@ import { applyEntropyTopK, closedDistribution, entropyTopKCount, fromStepStats, 
 import { SamplingDecoder } from '../../src/decode/sampling-decoder.ts';
 import { roundHalfEven } from '../../src/decode/spec.ts';
 import type { StepStats } from '../../src/runtime/stats.ts';
-import { FakeRuntime, drive } from '../support/fake-runtime.ts';
+import { FakeRuntime, drive, fakeLogits, fakeStats } from '../support/fake-runtime.ts';
 
 const close = (a: number, b: number, what: string, tol = 1e-9) => assert.ok(Math.abs(a - b) < tol, `${what}: ${a} vs ${b}`);
 
@@ -67,10 +67,33 @@ describe('adaptive temperature (HAPO)', () => {
     assert.notDeepEqual((await run(6)).tokens, tokens);
   });
 
-  test('without a truncating stage T′ is drawn from the full row (the GPU cannot draw at T′)', async () => {
-    const runtime = new FakeRuntime({ vocabSize: 16, candidates: 4, scale: 1, salt: 1 });
-    await drive(new AdaptiveTemperatureDecoder({ seed: 1, warmup: 2 }), runtime, [1], 5);
-    assert.equal(runtime.calls.fullStats, 5);
+  test('without a truncating stage: the step\'s GPU draw while T′ = T, then the GPU\'s draw at T′, no full row', async () => {
+    const model = { vocabSize: 16, candidates: 4, scale: 1, salt: 1 };
+    const runtime = new FakeRuntime(model);
+    const dec = new AdaptiveTemperatureDecoder({ seed: 1, warmup: 2, temperature: 0.9 });
+    const { tokens } = await drive(dec, runtime, [1], 6);
+    assert.equal(runtime.calls.fullStats, 0);
+    const adapted = dec.temperatures.slice(2);
+    assert.ok(adapted.every((t) => t !== 0.9), `T′ ≠ T after the warm-up: ${adapted}`);
+    // one redraw per adapted step, at T′ for the statistics and the draw, keyed as the step's
+    assert.deepEqual(runtime.calls.statsUnder.map((x) => [x.temperature, x.statsTemperature, x.seed]), adapted.map((t) => [t, t, 1]));
+    assert.equal(dec.summary().redrawnSteps, 4);
+    // each token is the Gumbel-max draw at its temperature (the step's at T, the redraw's at T′)
+    dec.temperatures.forEach((t, i) => {
+      const pos = i; // prompt [1]: step i's input token sits at position i
+      const history = tokens.slice(0, i + 1);
+      const drawn = fakeStats(fakeLogits(model, history), model.candidates, { temperature: t, seed: 1 }, 0, pos).sampled;
+      assert.equal(tokens[i + 1], drawn, `token ${i} at T ${t}`);
+    });
+  });
+
+  test('τ = 0 draws what sample at T draws, from the steps alone', async () => {
+    const model = { vocabSize: 50, candidates: 8, scale: 1.2, salt: 4 };
+    const adaptive = new FakeRuntime(model);
+    const a = await drive(new AdaptiveTemperatureDecoder({ seed: 7, tau: 0, warmup: 2, temperature: 0.8 }), adaptive, [3, 4], 10);
+    const b = await drive(new SamplingDecoder({ seed: 7, temperature: 0.8 }), new FakeRuntime(model), [3, 4], 10);
+    assert.deepEqual(a.tokens, b.tokens);
+    assert.equal(adaptive.calls.statsUnder.length + adaptive.calls.fullStats, 0);
   });
 });
 
