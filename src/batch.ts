@@ -21,6 +21,7 @@ export class RowView implements DecodeRuntime {
   get seqLen() { return this.runtime.seqLen; }
   get rows() { return 1; }
   length(row: number) { return this.runtime.length(this.mapped(row)); }
+  drawRow(row: number) { return this.runtime.drawRow(this.mapped(row)); }
   fullStats(row: number, temperature: number): Promise<StepStats> { return this.runtime.fullStats(this.mapped(row), temperature); }
   statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> { return this.runtime.statsUnder(this.mapped(row), sampling); }
   step(): Promise<StepStats[]> { throw this.refused('step'); }

@@ -162,7 +162,8 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
   private async draw(ctx: DecodeContext, stats: StepStats, temperature: number): Promise<number> {
     const sampler = this.samplerAt(temperature);
     if (sampler.params.temperature === 0) return stats.argmax;
-    const key = { seed: this.seed, row: 0, pos: ctx.pos, history: ctx.tokens, vocabSize: ctx.runtime.vocabSize };
+    const row = ctx.runtime.drawRow(0);
+    const key = { seed: this.seed, row, pos: ctx.pos, history: ctx.tokens, vocabSize: ctx.runtime.vocabSize };
     const first = sampler.sample(stats, { ...key, statsTemperature: 1 });
     if (!needsFullVocabulary(first) && (first.source !== 'gpu' || sampler.params.temperature === this.samplerAt(this.temperature).params.temperature)) {
       return first.tokenId;
@@ -176,7 +177,7 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
     const full = await ctx.runtime.fullStats(0, 1);
     const d = warp(full, sampler.params, { history: ctx.tokens, statsTemperature: 1, vocabSize: ctx.runtime.vocabSize });
     if (needsFullVocabulary(d) || d.tail) throw new InvalidArgumentError('adaptive temperature: the full logits row must decide the draw');
-    return d.ids[drawIndex(d, uniform01(this.seed, 0, ctx.pos, 0, CPU_DRAW_INDEX))];
+    return d.ids[drawIndex(d, uniform01(this.seed, row, ctx.pos, 0, CPU_DRAW_INDEX))];
   }
 }
 

@@ -40,7 +40,8 @@
 // * Branch 4's temperature is max(2.0, …) as published and as algorithms.md writes it (so it is
 //   at least 2; a min would mirror branches 2 and 3, but the algorithm as specified is kept).
 // * The published code samples with jax.random keys; here the draws are the counter-based RNG
-//   (rng.ts), keyed (seed, row 0, position, counter = sample index), so a seed reproduces a text.
+//   (rng.ts), keyed (seed, row, position, counter = sample index), so a seed reproduces a text;
+//   the row is 0 but in a batch (runtime.drawRow).
 //
 // Attention statistics come from StepStats.attention (the engine turns them on for the last layer
 // because the spec requires them). A runtime that gives none (a fake runtime in tests) leaves
@@ -275,7 +276,7 @@ export class EntropixDecoder implements Decoder<EntropixEvent, EntropixSummary> 
       const draw = decision.draw!;
       const dist = await this.warped(ctx, draw);
       const samples = Array.from({ length: draw.samples }, (_, counter) => {
-        const u = uniform01(this.seed, 0, ctx.pos, counter, CPU_DRAW_INDEX);
+        const u = uniform01(this.seed, ctx.runtime.drawRow(0), ctx.pos, counter, CPU_DRAW_INDEX);
         return dist.ids[drawIndex(dist, u)];
       });
       // Highest raw log-prob = highest raw logit (same normaliser); first on ties.

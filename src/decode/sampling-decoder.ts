@@ -90,7 +90,7 @@ export class SamplingDecoder implements Decoder<never, SamplingSummary> {
     if (typeof ctx !== 'object' || ctx === null) throw new InvalidArgumentError('draw() needs the DecodeContext');
     checkRuntime('ctx.runtime', ctx.runtime);
     checkInteger('statsRow', statsRow, 0, 0xffffffff);
-    const key = { seed: this.seed, row, pos, history, statsTemperature: this.statsTemperature };
+    const key = { seed: this.seed, row: ctx.runtime.drawRow(row), pos, history, statsTemperature: this.statsTemperature };
     const first = this.sampler.sample(stats, key);
     if (!needsFullVocabulary(first)) return first;
     this.fullVocabularySteps++;

@@ -44,6 +44,11 @@ export interface DecodeRuntime {
   readonly rows: number;
   /** Positions filled in `row`. */
   length(row: number): number;
+  /**
+   * The row the RNG keys `row`'s draws by, as the GPU keys its own by KV row: `row` itself, or for
+   * one row of a batch seen as row 0, that batch row (so n choices from one seed differ).
+   */
+  drawRow(row: number): number;
   /** Runs each token at its row's next position, all rows in one batched step. */
   step(tokens: readonly { id: number; row: number }[], sampling: SamplingParams): Promise<StepStats[]>;
   /**
@@ -90,6 +95,7 @@ export class SessionRuntime implements DecodeRuntime {
   get seqLen() { return this.session.context; }
   get rows() { return this.session.kv.rows; }
   length(row: number) { return this.session.kv.lengths[row]; }
+  drawRow(row: number) { return row; }
 
   async step(tokens: readonly { id: number; row: number }[], sampling: SamplingParams): Promise<StepStats[]> {
     const inputs = tokens.map((t, i) => ({ id: t.id, row: t.row, pos: this.session.kv.lengths[t.row] + countBefore(tokens, i) }));

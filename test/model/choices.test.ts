@@ -16,19 +16,27 @@ after(() => engine.dispose());
 const all = (gens: ReturnType<Engine['generateBatch']>) => Promise.all(gens.map((g) => g.complete()));
 
 describe('generateBatch', () => {
-  test('sampling: row 0 equals generate(), the rows differ, the same seed repeats them', async () => {
-    const o = { decoder: 'sample' as const, temperature: 1, seed: 7, maxTokens: 16 };
-    const single = await engine.generate('Once upon a time', o).complete();
-    const rows = await all(engine.generateBatch('Once upon a time', o, 3));
-    assert.deepEqual(rows[0].tokens, single.tokens, 'row 0 is generate() itself');
-    assert.equal(new Set(rows.map((r) => r.completion)).size, 3, `three different texts: ${rows.map((r) => JSON.stringify(r.completion)).join(' | ')}`);
-    rows.forEach((r, i) => r.steps.forEach((s, j) => {
-      // each step's statistics are its own row's: the entropy of row 0 equals the single run's
-      if (i === 0) assert.ok(Math.abs(s.entropy - single.steps[j].entropy) < 1e-4, `step ${j} entropy`);
-    }));
-    const again = await all(engine.generateBatch('Once upon a time', o, 3));
-    assert.deepEqual(again.map((r) => r.tokens), rows.map((r) => r.tokens), 'seeded');
-  });
+  // The GPU's draw (sample at T 1), the CPU's draw from the candidates (top-p), and adaptive
+  // temperature's redraws at T′ all key a row's draws by its batch row.
+  const cases = [
+    { decoder: 'sample' as const, temperature: 1, seed: 7, maxTokens: 16 },
+    { decoder: 'sample' as const, temperature: 1, topP: 0.9, seed: 7, maxTokens: 16 },
+    { decoder: 'adaptive-temperature' as const, seed: 7, maxTokens: 16, adaptiveTemperature: { warmup: 4 } },
+  ];
+  for (const o of cases) {
+    test(`${JSON.stringify(o)}: row 0 equals generate(), the rows differ, the same seed repeats them`, async () => {
+      const single = await engine.generate('Once upon a time', o).complete();
+      const rows = await all(engine.generateBatch('Once upon a time', o, 3));
+      assert.deepEqual(rows[0].tokens, single.tokens, 'row 0 is generate() itself');
+      assert.equal(new Set(rows.map((r) => r.completion)).size, 3, `three different texts: ${rows.map((r) => JSON.stringify(r.completion)).join(' | ')}`);
+      rows.forEach((r, i) => r.steps.forEach((s, j) => {
+        // each step's statistics are its own row's: the entropy of row 0 equals the single run's
+        if (i === 0) assert.ok(Math.abs(s.entropy - single.steps[j].entropy) < 1e-4, `step ${j} entropy`);
+      }));
+      const again = await all(engine.generateBatch('Once upon a time', o, 3));
+      assert.deepEqual(again.map((r) => r.tokens), rows.map((r) => r.tokens), 'seeded');
+    });
+  }
 
   test('greedy: row 0 equals generate(); a row closed early stops alone', async () => {
     const gens = engine.generateBatch('Once upon a time', { maxTokens: 12 }, 2);

@@ -74,6 +74,7 @@ export class FakeRuntime implements DecodeRuntime {
 
   get vocabSize() { return this.model.vocabSize; }
   length(row: number) { return this.rowsTokens[row].length; }
+  drawRow(row: number) { return row; }
 
   /** The logits a row's last token produced (after a reflection: those of h_T + δ). */
   logitsOf(row: number): number[] {
