@@ -144,18 +144,30 @@ const MAX_COUNT = 0x7fffffff;
 
 /** Candidates sorted by (logit desc, id asc), the GPU's order. */
 function sortedCandidates(ids: readonly number[], logits: readonly number[]) {
+  // Records usually come sorted (the GPU's top-K, a full row): check before sorting.
+  let sorted = true;
+  for (let i = 1; i < ids.length && sorted; i++) sorted = logits[i - 1] > logits[i] || (logits[i - 1] === logits[i] && ids[i - 1] < ids[i]);
+  if (sorted) return { ids: [...ids], logits: [...logits] };
   const order = ids.map((_, i) => i).sort((a, b) => logits[b] - logits[a] || ids[a] - ids[b]);
   return { ids: order.map((i) => ids[i]), logits: order.map((i) => logits[i]) };
+}
+
+/** Each candidate is { id: u32, logit: finite }; the message names the first that is not. */
+function checkCandidates(name: string, candidates: readonly { id: number; logit: number }[]): void {
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i];
+    // The common case without building a name per entry (a full row has 32k of them).
+    if (typeof c === 'object' && c !== null && Number.isInteger(c.id) && c.id >= 0 && c.id <= MAX_U32 && Number.isFinite(c.logit)) continue;
+    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`${name}[${i}] must be { id, logit }`);
+    checkInteger(`${name}[${i}].id`, c.id, 0, MAX_U32);
+    checkNumber(`${name}[${i}].logit`, c.logit, -Number.MAX_VALUE, Number.MAX_VALUE);
+  }
 }
 
 /** A distribution over exactly these tokens (renormalised over them), at temperature 1. */
 export function closedDistribution(candidates: readonly { id: number; logit: number }[]): Distribution {
   if (!Array.isArray(candidates) || candidates.length === 0) throw new InvalidArgumentError('a distribution needs at least one candidate');
-  candidates.forEach((c, i) => {
-    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`candidates[${i}] must be { id, logit }`);
-    checkInteger(`candidates[${i}].id`, c.id, 0, MAX_U32);
-    checkNumber(`candidates[${i}].logit`, c.logit, -Number.MAX_VALUE, Number.MAX_VALUE);
-  });
+  checkCandidates('candidates', candidates);
   const sorted = sortedCandidates(candidates.map((c) => c.id), candidates.map((c) => c.logit));
   return { ...sorted, temperature: 1, tail: null, penalized: false };
 }
@@ -180,11 +192,7 @@ export function fromStepStats(stats: StepStats, options: FromStatsOptions = {}):
   }
   checkNumber('stats.lse', stats.lse, -Number.MAX_VALUE, Number.MAX_VALUE);
   checkNumber('stats.entropy', stats.entropy, -Number.MAX_VALUE, Number.MAX_VALUE);
-  stats.topK.forEach((c, i) => {
-    if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`stats.topK[${i}] must be { id, logit }`);
-    checkInteger(`stats.topK[${i}].id`, c.id, 0, MAX_U32);
-    checkNumber(`stats.topK[${i}].logit`, c.logit, -Number.MAX_VALUE, Number.MAX_VALUE);
-  });
+  checkCandidates('stats.topK', stats.topK);
   const sorted = sortedCandidates(stats.topK.map((c) => c.id), stats.topK.map((c) => c.logit));
   const vocabSize = options.vocabSize == null ? null : checkInteger('vocabSize', options.vocabSize, 1, MAX_COUNT);
   const covered = vocabSize !== null && sorted.ids.length >= vocabSize;

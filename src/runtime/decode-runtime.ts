@@ -173,7 +173,7 @@ function countBefore(tokens: readonly { row: number }[], i: number): number {
 
 /** StepStats over every vocabulary entry, in float64, at `temperature`. */
 export function statsOfLogits(logits: Float32Array, temperature: number): StepStats {
-  const ids = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  const ids = orderByLogit(logits);
   const max = logits[ids[0]] / temperature;
   let z = 0;
   let a = 0;
@@ -194,6 +194,50 @@ export function statsOfLogits(logits: Float32Array, temperature: number): StepSt
     nextLogit: logits[ids[0]],
     argmax: ids[0],
     sampled: ids[0],
-    topK: ids.map((id) => ({ id, logit: logits[id] })),
+    topK: candidatesOf(logits, ids),
   };
+}
+
+function candidatesOf(logits: Float32Array, ids: Uint32Array): { id: number; logit: number }[] {
+  const out = new Array<{ id: number; logit: number }>(ids.length);
+  for (let i = 0; i < ids.length; i++) out[i] = { id: ids[i], logit: logits[ids[i]] };
+  return out;
+}
+
+/**
+ * Ids by logit descending, equal logits by id ascending: a stable LSD radix sort (3 passes of 11
+ * bits) on the float32 bits made order-preserving. A 32k row in about a millisecond, where a
+ * comparison sort takes ten (this runs on every full-row fallback).
+ */
+export function orderByLogit(logits: Float32Array): Uint32Array {
+  const n = logits.length;
+  const bits = new Uint32Array(logits.buffer, logits.byteOffset, n);
+  let keys = new Uint32Array(n);
+  let ids = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    // Ascending order-preserving key (negatives flipped, positives above them; −0 as +0),
+    // inverted so that descending logits sort first.
+    const b = bits[i] === 0x80000000 ? 0 : bits[i];
+    keys[i] = ~(b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+    ids[i] = i;
+  }
+  let keys2 = new Uint32Array(n);
+  let ids2 = new Uint32Array(n);
+  const count = new Uint32Array(2048);
+  for (const shift of [0, 11, 22]) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(keys[i] >>> shift) & 2047]++;
+    for (let d = 0, sum = 0; d < 2048; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const at = count[(keys[i] >>> shift) & 2047]++;
+      keys2[at] = keys[i];
+      ids2[at] = ids[i];
+    }
+    [keys, keys2, ids, ids2] = [keys2, keys, ids2, ids];
+  }
+  return ids;
 }
