@@ -12,8 +12,8 @@ import { InvalidArgumentError } from './errors.ts';
 export type BatchItem<S, R> = { row: number; step: S } | { row: number; result: R };
 
 /**
- * Row `row` of a runtime seen as row 0, for a decoder that reads its own row only: length, and the
- * full-vocabulary fallback and statistics at other sampling parameters of its last step. Stepping, forking and reflecting belong to the batch.
+ * Row `row` of a runtime seen as row 0, for a decoder that reads its own row only: its length, the
+ * row its draws are keyed by, and its last step's full row and statistics at other sampling. Stepping, forking and reflecting belong to the batch.
  */
 export class RowView implements DecodeRuntime {
   constructor(private readonly runtime: DecodeRuntime, readonly row: number) {}

@@ -16,10 +16,11 @@
 //
 // The stages run in the sampler's order (top-H → top-k → top-p → min-p → typical); the authors'
 // rollout applies min-p before top-k/top-p, which differs only when both are on. T′ is known only
-// after the step (it depends on that step's H). The step's GPU draw is at T, which serves while
-// T′ = T (the warm-up, τ = 0); otherwise the statistics kernels run again over the step's kept
-// logits at T′ (runtime.statsUnder: the GPU's draw at T′, keyed as the step's, and the candidates'
-// statistics at T′), and only a draw those cannot decide reads the full logits row.
+// after the step (it depends on that step's H). Each step's statistics are at T = 1 with the GPU's
+// draw at T: with no truncating stage that draw serves while T′ = T (the warm-up, τ = 0); a draw the
+// step's record cannot decide takes the statistics again at T′ (runtime.statsUnder: the GPU's draw
+// at T′ keyed as the step's, the candidates' lse at T′, no logits read back), and only a draw those
+// cannot decide either reads the full logits row.
 import { InvalidArgumentError, checkInteger, checkNumber } from '../errors.ts';
 import type { SamplingParams } from '../runtime/session.ts';
 import type { StepStats } from '../runtime/stats.ts';
@@ -155,24 +156,27 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
   }
 
   /**
-   * The token at T′: from the step's statistics when they decide it (a truncation from the raw
-   * candidates, or the step's own GPU draw while T′ = T), else from statistics taken again at T′,
-   * else from the full logits row.
+   * The token at T′: from the step's statistics when they decide it (greedy, a truncation from the
+   * raw candidates, or the step's own GPU draw while T′ = T), else from statistics taken again at
+   * T′, else from the full logits row.
    */
   private async draw(ctx: DecodeContext, stats: StepStats, temperature: number): Promise<number> {
     const sampler = this.samplerAt(temperature);
-    if (sampler.params.temperature === 0) return stats.argmax;
     const row = ctx.runtime.drawRow(0);
     const key = { seed: this.seed, row, pos: ctx.pos, history: ctx.tokens, vocabSize: ctx.runtime.vocabSize };
     const first = sampler.sample(stats, { ...key, statsTemperature: 1 });
     if (!needsFullVocabulary(first) && (first.source !== 'gpu' || sampler.params.temperature === this.samplerAt(this.temperature).params.temperature)) {
       return first.tokenId;
     }
-    this.redrawnSteps++;
     const at = { ...sampler.sampling(this.seed), candidates: CANDIDATES };
-    const again = sampler.sample(await ctx.runtime.statsUnder(0, at), { ...key, statsTemperature: at.statsTemperature });
-    if (!needsFullVocabulary(again)) return again.tokenId;
-    // Undecidable from 64 candidates (a repetition penalty with no truncation, a wide top-p): the full row, closed.
+    // A record at T′ decides what the step's could not, unless it would be the step's own (stats at
+    // 1, no draw) or the GPU's draw cannot serve (a penalty with no truncating stage).
+    const useful = !(at.statsTemperature === 1 && at.temperature === 0) && !(needsFullVocabulary(first) && first.stage === 'sample');
+    if (useful) {
+      this.redrawnSteps++;
+      const again = sampler.sample(await ctx.runtime.statsUnder(0, at), { ...key, statsTemperature: at.statsTemperature });
+      if (!needsFullVocabulary(again)) return again.tokenId;
+    }
     this.fullVocabularySteps++;
     const full = await ctx.runtime.fullStats(0, 1);
     const d = warp(full, sampler.params, { history: ctx.tokens, statsTemperature: 1, vocabSize: ctx.runtime.vocabSize });

@@ -92,7 +92,7 @@ export function checkDecodeContext(ctx: DecodeContext): DecodeContext {
 
 /** Throws InvalidArgumentError unless `runtime` looks like a DecodeRuntime. */
 export function checkRuntime(name: string, runtime: DecodeRuntime): DecodeRuntime {
-  const methods = ['length', 'step', 'feed', 'fork', 'rollback', 'commit', 'fullStats', 'reflect'] as const;
+  const methods = ['length', 'drawRow', 'step', 'feed', 'fork', 'rollback', 'commit', 'fullStats', 'statsUnder', 'reflect'] as const;
   if (typeof runtime !== 'object' || runtime === null || methods.some((m) => typeof runtime[m] !== 'function')) {
     throw new InvalidArgumentError(`${name} must be a DecodeRuntime`);
   }

@@ -71,7 +71,8 @@ export interface DecodeRuntime {
   /**
    * The statistics (and GPU draw, keyed as the step's) of the last step's token on `row` again,
    * under other sampling parameters: for a temperature known only after the step (adaptive
-   * temperature's T′). The statistics kernels over the kept logits, a few KB read back.
+   * temperature's T′). The statistics kernels over the logits the step left (the LM head again
+   * where it left none); only the step record is read back.
    */
   statsUnder(row: number, sampling: SamplingParams): Promise<StepStats>;
   /**
@@ -114,7 +115,7 @@ export class SessionRuntime implements DecodeRuntime {
   async fullStats(row: number, temperature: number): Promise<StepStats> {
     const hiddenRow = this.lastHiddenRow.get(row);
     if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
-    return statsOfLogits(await this.session.logits(hiddenRow), temperature);
+    return finite(statsOfLogits(await this.session.logits(hiddenRow), temperature), this.session.kv.lengths[row] - 1);
   }
 
   async statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> {

@@ -181,8 +181,8 @@ export class RowMemory {
   /**
    * Feeds `tokens[from..]` to row 0 in pieces that fit, making room before each (teacher-forced
    * with statistics of every position under SirLLM, which scores each token by them), then the
-   * last token through `feedLast` (the decode runtime's feed, so that its later fullStats and
-   * reflect calls find that token's hidden row); returns its statistics. `reserve`: room to leave
+   * last token through `feedLast` (the decode runtime's feed, so that its later fullStats, statsUnder
+   * and reflect calls find that token's hidden row); returns its statistics. `reserve`: room to leave
    * for what follows.
    */
   async prefill(tokens: readonly number[], from: number, reserve: number, feedLast: (id: number) => Promise<StepStats>): Promise<StepStats> {

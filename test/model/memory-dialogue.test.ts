@@ -48,12 +48,14 @@ describe(`memory policies on stories15M (context ${CONTEXT})`, () => {
     assert.throws(() => engine.generate(prompt, { memory: { policy: 'sirllm' }, decoder: 'srgen' }), { code: 'invalid-argument' });
   });
 
-  test('a decoder that reads the full logits row (adaptive temperature) runs under a memory policy', async () => {
-    // The prefill's last token goes through the decode runtime, so fullStats finds its hidden row.
-    const r = await engine.generate('Once upon a time', { decoder: 'adaptive-temperature', maxTokens: 4, seed: 3, memory: { policy: 'sirllm' }, reuse: false }).complete();
+  test('a decoder that takes its statistics again (adaptive temperature) runs under a memory policy', async () => {
+    // The prefill's last token goes through the decode runtime, so statsUnder finds its hidden row.
+    const o = { decoder: 'adaptive-temperature' as const, maxTokens: 4, seed: 3, adaptiveTemperature: { warmup: 1 }, reuse: false };
+    const r = await engine.generate('Once upon a time', { ...o, memory: { policy: 'sirllm' } }).complete();
     assert.equal(r.steps.length, 4);
     assert.equal(r.memory!.policy, 'sirllm');
-    const plain = await engine.generate('Once upon a time', { decoder: 'adaptive-temperature', maxTokens: 4, seed: 3, reuse: false }).complete();
+    assert.ok(r.summary.decoder === 'adaptive-temperature' && r.summary.redrawnSteps >= 2, JSON.stringify(r.summary));
+    const plain = await engine.generate('Once upon a time', o).complete();
     assert.deepEqual(r.tokens, plain.tokens, 'the same draws as without a memory (nothing evicted)');
   });
 

@@ -93,8 +93,9 @@ describe(`prefill in chunks of ${CHUNK}`, () => {
 describe('statsUnder: the last step\'s statistics again, under other sampling', () => {
   // A prompt step with 2 stats rows at (T 1, stats T 1), then statsUnder at (T 0.6, stats T 0.6) of
   // each row must equal the same step run at (T 0.6, stats T 0.6): the first stats row from the
-  // logits the head left (the statistics kernels alone, split head), the second by running the
-  // head again (its logits were not kept), and both after the fused head, which keeps none.
+  // logits the batched head left (the statistics kernels alone), the second by running the head
+  // again (its logits were not kept), then the first again after that head replaced them. A decode
+  // step's row: from its logits (split head) or the fused head again (it keeps none).
   const text = PROMPT.slice(0, 9);
   const first = { temperature: 1, seed: 11, statsTemperature: 1 };
   const later = { temperature: 0.6, seed: 11, statsTemperature: 0.6, candidates: 64 };
@@ -107,6 +108,9 @@ describe('statsUnder: the last step\'s statistics again, under other sampling', 
       const had = await session.step(text.map((id, pos) => ({ id, pos, row: 0 })), 2, first);
       const again = [await session.statsUnder(7, later), await session.statsUnder(8, later)];
       again.forEach((x, i) => assertClose(x, want[i], `row ${7 + i}`));
+      assertClose(await session.statsUnder(7, later), want[0], 'row 7 after row 8 replaced the logits');
+      await session.logits(8);
+      assertClose(await session.statsUnder(7, later), want[0], 'row 7 after logits(8)');
       assert.equal(again[0].topK.length, 64);
       assert.ok(Math.abs(had[1].lse - again[1].lse) > 1e-3, 'the statistics temperature changed the lse');
       assertClose(await session.statsUnder(8, first), had[1], 'row 8 at the first sampling');

@@ -95,6 +95,16 @@ describe('adaptive temperature (HAPO)', () => {
     assert.deepEqual(a.tokens, b.tokens);
     assert.equal(adaptive.calls.statsUnder.length + adaptive.calls.fullStats, 0);
   });
+
+  test('at T 0 the penalties still apply (greedy over the penalised logits, as sample at T 0)', async () => {
+    const model = { vocabSize: 12, candidates: 12, scale: 0.3, salt: 2 };
+    const o = { seed: 1, temperature: 0, repetitionPenalty: 50 };
+    const a = await drive(new AdaptiveTemperatureDecoder(o), new FakeRuntime(model), [3, 4], 8);
+    const b = await drive(new SamplingDecoder(o), new FakeRuntime(model), [3, 4], 8);
+    assert.deepEqual(a.tokens, b.tokens);
+    const plain = await drive(new SamplingDecoder({ seed: 1, temperature: 0 }), new FakeRuntime(model), [3, 4], 8);
+    assert.notDeepEqual(a.tokens, plain.tokens, 'the penalty changed the text');
+  });
 });
 
 describe('entropy top-k (PURE)', () => {
