@@ -390,15 +390,20 @@ async function srgenSection(engine: Engine) {
 }
 
 function markdown(report: Record<string, unknown>, batch: Awaited<ReturnType<typeof batchedRows>>, cntp: Record<string, Record<string, number>>, sweep: Record<string, number>[]): string {
-  const lines = [`# Decoder benchmark ${report.date}`, '', '| decoder | readback B/step |', '|---|---:|'];
-  for (const [k, v] of Object.entries((report.readbackBytesPerStep ?? {}) as Record<string, number>)) lines.push(`| ${k} | ${v.toFixed(0)} |`);
+  const lines = [`# Decoder benchmark ${report.date}`];
+  // Each section's table only when its part ran (--only picks parts).
+  const table = (head: string, align: string, rows: string[]) => {
+    if (rows.length > 0) lines.push('', head, align, ...rows);
+  };
+  table('| decoder | readback B/step |', '|---|---:|',
+    Object.entries((report.readbackBytesPerStep ?? {}) as Record<string, number>).map(([k, v]) => `| ${k} | ${v.toFixed(0)} |`));
   if (report.srgen) lines.push('', '```', JSON.stringify(report.srgen, null, 2), '```');
-  lines.push('', '| B rows | step ms | per-row cost vs B = 1 |', '|---:|---:|---:|');
-  for (const b of batch) lines.push(`| ${b.B} | ${b.stepMs.toFixed(1)} | ${b.perRowRelative.toFixed(3)} |`);
-  lines.push('', '| arm | mean ppl | median ppl | distinct-2 | ms/token | branches |', '|---|---:|---:|---:|---:|---:|');
-  for (const [k, v] of Object.entries(cntp)) lines.push(`| ${k} | ${v.meanPerplexity.toFixed(3)} | ${v.medianPerplexity.toFixed(3)} | ${v.distinct2.toFixed(3)} | ${v.msPerToken.toFixed(1)} | ${v.branches} |`);
-  lines.push('', '| τ (bits) | large share | cost ratio | wall ratio | catch-up tokens | agreement | ppl |', '|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of sweep) lines.push(`| ${r.tau} | ${r.largeShare.toFixed(2)} | ${r.costRatio.toFixed(3)} | ${r.wallRatio.toFixed(3)} | ${r.catchUpTokens.toFixed(1)} | ${r.agreement.toFixed(2)} | ${r.perplexity.toFixed(2)} |`);
+  table('| B rows | step ms | per-row cost vs B = 1 |', '|---:|---:|---:|',
+    batch.map((b) => `| ${b.B} | ${b.stepMs.toFixed(1)} | ${b.perRowRelative.toFixed(3)} |`));
+  table('| arm | mean ppl | median ppl | distinct-2 | ms/token | branches |', '|---|---:|---:|---:|---:|---:|',
+    Object.entries(cntp).map(([k, v]) => `| ${k} | ${v.meanPerplexity.toFixed(3)} | ${v.medianPerplexity.toFixed(3)} | ${v.distinct2.toFixed(3)} | ${v.msPerToken.toFixed(1)} | ${v.branches} |`));
+  table('| τ (bits) | large share | cost ratio | wall ratio | catch-up tokens | agreement | ppl |', '|---:|---:|---:|---:|---:|---:|---:|',
+    sweep.map((r) => `| ${r.tau} | ${r.largeShare.toFixed(2)} | ${r.costRatio.toFixed(3)} | ${r.wallRatio.toFixed(3)} | ${r.catchUpTokens.toFixed(1)} | ${r.agreement.toFixed(2)} | ${r.perplexity.toFixed(2)} |`));
   return `${lines.join('\n')}\n`;
 }
 
