@@ -507,8 +507,10 @@ export class Session {
     }
     const bytes = statsRows * statsRecordBytes(topK);
     // The pacer's kind: launches of one shape take about as long as each other (a head alone, as
-    // score()'s later stats rows or headOver, is far shorter than a step with the graph body).
-    const kind = `${body.length > 0 ? `step ${nTokens}` : 'head'}x${statsRows} top${topK}${headFor ? ' own head' : ''}`;
+    // score()'s later stats rows or headOver, is far shorter than a step with the graph body; the
+    // attention statistics lengthen a step).
+    const withAttention = body.length > 0 && this.attention ? ' attention' : '';
+    const kind = `${body.length > 0 ? `step ${nTokens}` : 'head'}x${statsRows} top${topK}${headFor ? ' own head' : ''}${withAttention}`;
     const pending = await this.readback.enqueue(encoder, this.buffers.stats, 0, bytes, kind);
     const a = body.length > 0 ? this.attention : null;
     const nHeads = this.config.nHeads;
@@ -661,7 +663,7 @@ export class Session {
     } else {
       this.encodeXent(encoder, x, linear, positions, o.backward, zeroDelta);
     }
-    const kind = `xent ${positions}${o.backward ? ' backward' : ''}`;
+    const kind = `xent ${linear ? 'linear' : 'fused'} ${positions}${o.backward ? ' backward' : ''}`;
     const reads = [await this.readback.enqueue(encoder, x.stats, 0, 16, kind)];
     if (o.backward) reads.push(await this.readback.enqueue(encoder, x.grad, 0, c.dim * 4, kind));
     this.ctx.device.queue.submit([encoder.finish()]);
@@ -700,7 +702,8 @@ export class Session {
       encoder.copyBufferToBuffer(x.stats, 0, a.losses, 16 * s, 16);
     }
     const dim = this.config.dim;
-    const kind = `reflect ${positions}x${o.steps}`;
+    // The fused recompute takes tens of times the kept-logits kernels' time: kinds of their own.
+    const kind = `reflect ${linear ? 'linear' : 'fused'} ${positions}x${o.steps}`;
     const reads = [
       await this.readback.enqueue(encoder, a.losses, 0, 16 * (o.steps + 1), kind),
       await this.readback.enqueue(encoder, x.delta, 0, dim * 4, kind),
