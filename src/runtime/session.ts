@@ -173,6 +173,9 @@ function xentCalls(x: XentState, linear: LinearXentState | null, backward: boole
   return backward ? [...x.forward, ...x.backward] : x.forward;
 }
 
+/** The two LM heads of a graph (the session's, or the wide one with MAX_TOP_K candidates). */
+type HeadCalls = Pick<ForwardGraph, 'head' | 'batchedHead'>;
+
 export class Session {
   readonly topK: number;
   readonly head: HeadKind;
@@ -472,7 +475,7 @@ export class Session {
 
   private async run(
     body: KernelCall[], nTokens: number, statsStart: number, statsRows: number, sampling: SamplingParams,
-    keep: readonly TokenInput[] = [], headFor?: (heads: Pick<ForwardGraph, 'head' | 'batchedHead'>) => KernelCall[],
+    keep: readonly TokenInput[] = [], headFor?: (heads: HeadCalls) => KernelCall[],
   ): Promise<StepStats[]> {
     encodeStep(this.stepUniform, {
       nTokens, statsRowStart: statsStart, statsRows, seed: sampling.seed, counter: sampling.counter ?? 0,
@@ -816,7 +819,7 @@ export class Session {
     }
     const l = await this.linearState;
     this.ctx.device.queue.writeBuffer(this.buffers.hidden, hiddenRow * c.dim * 4, x.buffer, x.byteOffset, x.byteLength);
-    const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling, [], (heads) => [l.lastRow, ...heads.batchedHead.slice(this.graph.logits.length)]);
+    const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling, [], (heads) => [l.lastRow, ...this.statsKernels(heads)]);
     return stats;
   }
 
@@ -832,11 +835,14 @@ export class Session {
     if (!Number.isInteger(hiddenRow) || hiddenRow < 0 || hiddenRow >= this.lastStepTokens) {
       throw new InvalidArgumentError(`hidden row ${hiddenRow} is not one of the last step's ${this.lastStepTokens}`);
     }
-    const statsOnly = this.logitsRow0 === hiddenRow
-      ? (heads: Pick<ForwardGraph, 'head' | 'batchedHead'>) => heads.batchedHead.slice(this.graph.logits.length)
-      : undefined;
+    const statsOnly = this.logitsRow0 === hiddenRow ? (heads: HeadCalls) => this.statsKernels(heads) : undefined;
     const [stats] = await this.run([], hiddenRow + 1, hiddenRow, 1, sampling, [], statsOnly);
     return stats;
+  }
+
+  /** The statistics kernels over the logits buffer: the batched head without its classifier GEMM. */
+  private statsKernels(heads: HeadCalls): KernelCall[] {
+    return heads.batchedHead.slice(this.graph.logits.length);
   }
 
   private wide(): ReturnType<typeof buildHeads> {
