@@ -27,7 +27,7 @@ import type { StepStats } from '../runtime/stats.ts';
 import { type DecodeContext, type Decoder, type Emission, checkDecodeContext } from './decoder.ts';
 import { uniform01 } from './rng.ts';
 import {
-  CPU_DRAW_INDEX, MAX_TEMPERATURE, MIN_TEMPERATURE, type SamplerOptions, createSampler, drawIndex, needsFullVocabulary,
+  CPU_DRAW_INDEX, MAX_TEMPERATURE, MIN_TEMPERATURE, type Sampler, type SamplerOptions, createSampler, drawIndex, needsFullVocabulary,
   samplerParams, warp,
 } from './samplers.ts';
 import { defineDecoder, roundHalfEven } from './spec.ts';
@@ -91,6 +91,8 @@ export interface AdaptiveTemperatureOptions extends SamplerOptions {
 export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemperatureSummary> {
   readonly name = 'adaptive-temperature';
   private readonly options: SamplerOptions;
+  /** The sampler at the base temperature T (what each step's GPU draw is at). */
+  private readonly base: Sampler;
   private readonly temperature: number;
   private readonly seed: number;
   readonly tau: number;
@@ -106,8 +108,9 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
   constructor(o: AdaptiveTemperatureOptions = {}) {
     if (typeof o !== 'object' || o === null) throw new InvalidArgumentError('adaptive temperature options must be an object');
     const { seed = 0, tau, window, warmup, ...sampler } = o;
-    this.temperature = samplerParams(sampler).temperature; // validates every stage now
     this.options = sampler;
+    this.base = this.samplerAt(samplerParams(sampler).temperature); // validates every stage now
+    this.temperature = this.base.params.temperature;
     this.seed = checkInteger('seed', seed, 0, 0xffffffff);
     this.tau = checkNumber('tau', tau ?? ADAPTIVE_TEMPERATURE_DEFAULTS.tau, 0, 1);
     this.window = checkInteger('window', window ?? ADAPTIVE_TEMPERATURE_DEFAULTS.window, 1, 1 << 20);
@@ -116,7 +119,7 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
 
   /** Statistics of the raw logits (H at T = 1) with 64 candidates, and the GPU's draw at T. */
   sampling(): SamplingParams {
-    return { ...this.samplerAt(this.temperature).sampling(this.seed), statsTemperature: 1, candidates: CANDIDATES };
+    return { ...this.base.sampling(this.seed), statsTemperature: 1, candidates: CANDIDATES };
   }
 
   summary(): AdaptiveTemperatureSummary {
@@ -165,7 +168,7 @@ export class AdaptiveTemperatureDecoder implements Decoder<never, AdaptiveTemper
     const row = ctx.runtime.drawRow(0);
     const key = { seed: this.seed, row, pos: ctx.pos, history: ctx.tokens, vocabSize: ctx.runtime.vocabSize };
     const first = sampler.sample(stats, { ...key, statsTemperature: 1 });
-    if (!needsFullVocabulary(first) && (first.source !== 'gpu' || sampler.params.temperature === this.samplerAt(this.temperature).params.temperature)) {
+    if (!needsFullVocabulary(first) && (first.source !== 'gpu' || sampler.params.temperature === this.temperature)) {
       return first.tokenId;
     }
     const at = { ...sampler.sampling(this.seed), candidates: CANDIDATES };

@@ -113,22 +113,24 @@ export class SessionRuntime implements DecodeRuntime {
   commit(row: number) { this.session.commit(row); }
 
   async fullStats(row: number, temperature: number): Promise<StepStats> {
-    const hiddenRow = this.lastHiddenRow.get(row);
-    if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
-    return finite(statsOfLogits(await this.session.logits(hiddenRow), temperature), this.session.kv.lengths[row] - 1);
+    return finite(statsOfLogits(await this.session.logits(this.hiddenRowOf(row)), temperature), this.session.kv.lengths[row] - 1);
   }
 
   async statsUnder(row: number, sampling: SamplingParams): Promise<StepStats> {
+    return finite(await this.session.statsUnder(this.hiddenRowOf(row), sampling), this.session.kv.lengths[row] - 1);
+  }
+
+  /** The activations row the last step left KV row `row`'s token in. */
+  private hiddenRowOf(row: number): number {
     const hiddenRow = this.lastHiddenRow.get(row);
     if (hiddenRow === undefined) throw new InvalidArgumentError(`row ${row} was not part of the last step`);
-    return finite(await this.session.statsUnder(hiddenRow, sampling), this.session.kv.lengths[row] - 1);
+    return hiddenRow;
   }
 
   async reflect(o: ReflectOptions): Promise<Reflection> {
     const session = this.session;
     const n = session.kv.lengths[0];
-    const hiddenRow = this.lastHiddenRow.get(0);
-    if (hiddenRow === undefined) throw new InvalidArgumentError('row 0 was not part of the last step');
+    const hiddenRow = this.hiddenRowOf(0);
     if (o.tokens.length !== n) throw new InvalidArgumentError(`reflect: ${o.tokens.length} tokens for the ${n} positions of row 0`);
     const r = await session.reflect(n, o.tokens.slice(1), {
       lambda: o.lambda, temperature: o.temperature, steps: o.steps, adam: adamwOptions(o.adam), mode: o.mode,
